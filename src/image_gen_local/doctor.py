@@ -1,0 +1,153 @@
+"""`image-gen doctor`: can generation work here? One line per check, exit 0 only if it can.
+
+The route checks send requests the server rejects before generating anything (no prompt), so they cost
+no quota: a 400/422 proves the route exists, a 404/405 proves it does not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import files
+from .config import Settings
+from .errors import ExitCode, ImageGenError
+from .failures import classify, looks_like_html
+from .protocol import FilePart
+from .responses import AnswerError, parse_json
+from .servers import detect_kind, model_ids
+from .transport import HttpAnswer, Transport, TransportFailure
+
+TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    exit_code: ExitCode = ExitCode.OK
+    warning: bool = False
+
+    def line(self) -> str:
+        mark = "ok" if self.ok and not self.warning else ("warn" if self.ok else "FAIL")
+        return f"[{mark}] {self.name}: {self.detail}"
+
+
+def route_check(name: str, answer: HttpAnswer | None, failure: str | None) -> Check:
+    """Judge a zero-cost probe of one route (pure)."""
+    if answer is None:
+        return Check(name, False, failure or "no answer", ExitCode.UNREACHABLE)
+    if answer.status in (404, 405) or looks_like_html(answer.text[:300]):
+        return Check(name, False, f"not offered (HTTP {answer.status})", ExitCode.UNREACHABLE)
+    if answer.status in (401, 403):
+        return Check(name, False, f"refused (HTTP {answer.status})", ExitCode.AUTH)
+    if "is not supported on /v1/images" in answer.text:
+        return Check(name, True, "offered, but not for Gemini models (chat will be used)", warning=True)
+    return Check(name, True, f"offered (answered HTTP {answer.status} to an empty request)")
+
+
+def run_checks(settings: Settings, emit: Callable[[str], None]) -> int:
+    checks: list[Check] = []
+
+    def record(check: Check) -> None:
+        checks.append(check)
+        emit(check.line())
+
+    transport = Transport(settings.base_url, settings.api_key)
+    try:
+        started = time.monotonic()
+        try:
+            models = transport.get("/models", TIMEOUT)
+        except TransportFailure as exc:
+            record(Check("server", False, exc.failure.line(), exc.failure.exit_code))
+            models = None
+        if models is not None:
+            _judge_models(settings, models, time.monotonic() - started, record)
+        if all(c.ok for c in checks):
+            for name, path, probe in (
+                ("images API", "/images/generations", {"json": {}}),
+                ("edits API", "/images/edits", {"form": {"model": settings.model}}),
+                ("chat API", "/chat/completions", {"json": {}}),
+            ):
+                answer, failure = _probe(transport, path, probe)
+                record(route_check(f"{name} ({path})", answer, failure))
+    finally:
+        transport.close()
+    try:
+        folder = files.prepare_dir(settings.output_dir)
+        record(Check("output folder", True, f"{folder} is writable"))
+    except ImageGenError as exc:
+        record(Check("output folder", False, str(exc), exc.exit_code))
+
+    failed = [c for c in checks if not c.ok]
+    routes_ok = any(c.ok for c in checks if c.name.endswith(("/images/generations)", "/chat/completions)")))
+    if failed and not (
+        routes_ok and all(c.name.startswith(("images API", "edits API", "chat API")) for c in failed)
+    ):
+        return int(failed[0].exit_code)
+    if not routes_ok:
+        return int(ExitCode.UNREACHABLE)
+    return int(ExitCode.OK)
+
+
+def _judge_models(
+    settings: Settings, answer: HttpAnswer, seconds: float, record: Callable[[Check], None]
+) -> None:
+    where = settings.base_url
+    if answer.status in (401, 403):
+        failure = classify(answer.status, answer.text, answer.headers)
+        record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms)"))
+        record(Check("API key", False, failure.line(), failure.exit_code))
+        return
+    if answer.status != 200:
+        failure = classify(answer.status, answer.text, answer.headers)
+        record(Check("server", False, f"{where}/models: {failure.line()}", ExitCode.UNREACHABLE))
+        return
+    try:
+        data = parse_json(answer.body)
+    except AnswerError as exc:
+        record(Check("server", False, f"{where}/models: {exc}; check --base-url", ExitCode.UNREACHABLE))
+        return
+    kind = detect_kind(where, data)
+    record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms), looks like {kind}"))
+    record(Check("API key", True, "accepted" if settings.api_key else "none needed"))
+    image_models = [m for m in model_ids(data) if "image" in m.lower()]
+    base_models = [
+        m
+        for m in image_models
+        if not any(m.endswith(s) for s in ("x9", "x16", "x3", "x4", "x1", "-2k", "-4k"))
+    ]
+    if not image_models:
+        record(Check("image models", True, "none listed; generation may still work", warning=True))
+    elif settings.model in image_models:
+        record(
+            Check("image models", True, f"{', '.join(base_models or image_models)}; using {settings.model}")
+        )
+    else:
+        record(
+            Check(
+                "image models",
+                True,
+                f"{settings.model} is not listed (listed: {', '.join(base_models or image_models)})",
+                warning=True,
+            )
+        )
+
+
+def _probe(transport: Transport, path: str, probe: dict[str, object]) -> tuple[HttpAnswer | None, str | None]:
+    from .protocol import Call
+
+    form = probe.get("form")
+    call = Call(
+        "probe",
+        path,
+        json=probe.get("json"),  # type: ignore[arg-type]
+        form=form,  # type: ignore[arg-type]
+        files=(FilePart("probe", "probe.txt", b"", "text/plain"),) if form is not None else (),
+    )
+    try:
+        return transport.send(call, TIMEOUT), None
+    except TransportFailure as exc:
+        return None, exc.failure.line()

@@ -1,0 +1,196 @@
+"""What a failed answer means: retry, switch model, switch route, or stop with an exit code.
+
+The real proxy answers errors in plain text, empty bodies or JSON, and picks its status by substring
+matching, so we classify on the status *and* the words. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import Enum
+
+from .errors import ExitCode
+
+
+class Kind(str, Enum):
+    RATE_LIMIT = "rate_limit"  # 429, quota, all accounts exhausted
+    CAPACITY = "capacity"  # 503 capacity, 5xx, resets
+    NO_IMAGE = "no_image"  # "No images generated", data: [], text only
+    SAFETY = "safety"  # an explicit safety refusal
+    MODEL = "model_unavailable"  # unknown model or no quota for it: try the other tier
+    ROUTE = "route_missing"  # this API is not offered: try chat
+    AUTH = "auth"  # 401, rejected token
+    ACCOUNT = "account_check"  # 403 VALIDATION_REQUIRED
+    DISABLED = "proxy_disabled"  # the proxy service is stopped in the app
+    UNREACHABLE = "unreachable"  # refused, DNS
+    NOT_IMAGE_API = "not_image_api"  # an HTML page or something that is not this API
+    TIMEOUT = "timeout"  # no answer within the deadline
+    TOO_LARGE = "too_large"  # 413: our upload is too big for the server
+    INPUT_REJECTED = "input_rejected"  # the server could not read an input picture
+    BAD_REQUEST = "bad_request"  # 4xx we cannot fix by retrying
+    BAD_ANSWER = "bad_answer"  # a picture that is not a picture, truncated JSON
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: Kind
+    detail: str  # what happened, in the server's words where it said any
+    status: int | None = None
+    retry_after: float | None = None  # seconds the server asked us to wait
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in _RETRYABLE
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _EXIT[self.kind]
+
+    @property
+    def fix(self) -> str:
+        return _FIX[self.kind]
+
+    def line(self) -> str:
+        """One line: what happened, then how to fix it."""
+        return f"{self.detail}; {self.fix}"
+
+
+_RETRYABLE = {Kind.RATE_LIMIT, Kind.CAPACITY, Kind.NO_IMAGE, Kind.BAD_ANSWER}
+
+_EXIT: dict[Kind, ExitCode] = {
+    Kind.RATE_LIMIT: ExitCode.QUOTA,
+    Kind.CAPACITY: ExitCode.QUOTA,
+    Kind.NO_IMAGE: ExitCode.NO_IMAGE,
+    Kind.SAFETY: ExitCode.NO_IMAGE,
+    Kind.MODEL: ExitCode.QUOTA,
+    Kind.ROUTE: ExitCode.UNREACHABLE,
+    Kind.AUTH: ExitCode.AUTH,
+    Kind.ACCOUNT: ExitCode.AUTH,
+    Kind.DISABLED: ExitCode.UNREACHABLE,
+    Kind.UNREACHABLE: ExitCode.UNREACHABLE,
+    Kind.NOT_IMAGE_API: ExitCode.UNREACHABLE,
+    Kind.TIMEOUT: ExitCode.DEADLINE,
+    Kind.TOO_LARGE: ExitCode.BAD_INPUT,
+    Kind.INPUT_REJECTED: ExitCode.BAD_INPUT,
+    Kind.BAD_REQUEST: ExitCode.UNEXPECTED,
+    Kind.BAD_ANSWER: ExitCode.NO_IMAGE,
+}
+
+_FIX: dict[Kind, str] = {
+    Kind.RATE_LIMIT: "the server's quota or rate limit is exhausted: wait a few minutes, or raise --timeout",
+    Kind.CAPACITY: "the server or its upstream is overloaded: try again later, or raise --timeout",
+    Kind.NO_IMAGE: "the model returned no picture (often a silent safety block): rephrase the prompt",
+    Kind.SAFETY: "the model refused for safety reasons: rephrase the prompt",
+    Kind.MODEL: "pick another model with --model, or check the proxy's accounts have image quota",
+    Kind.ROUTE: "the server offers no image API here: check --base-url, or try --route chat",
+    Kind.AUTH: "set the proxy's API key with --api-key or IMAGE_GEN_API_KEY",
+    Kind.ACCOUNT: "open the proxy's Accounts page and complete the Google account verification in a browser",
+    Kind.DISABLED: "start the proxy service in Antigravity Tools (API Proxy page)",
+    Kind.UNREACHABLE: "start the proxy (Antigravity Tools) or fix --base-url; `image-gen doctor` checks it",
+    Kind.NOT_IMAGE_API: "this address is not an OpenAI-compatible image API: check --base-url",
+    Kind.TIMEOUT: "the server is slow (4K can take minutes): raise --timeout",
+    Kind.TOO_LARGE: "send fewer or smaller --image files",
+    Kind.INPUT_REJECTED: "the server could not read an --image file: convert it to PNG or JPEG and retry",
+    Kind.BAD_REQUEST: "this is likely a bug in image-gen-local or an unsupported server: please report it",
+    Kind.BAD_ANSWER: "the server sent a broken answer: try again",
+}
+
+MAX_DETAIL = 240
+_RETRY_DELAY = re.compile(r'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([\d.]+)\s*(ms|s)"')
+_RESET_AFTER = re.compile(r"(?:reset after|wait)\s+([\d.]+)\s*(ms|s)\b", re.IGNORECASE)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def server_words(body: str, limit: int = MAX_DETAIL) -> str:
+    """The server's own message, on one line and trimmed: JSON `error.message`, plain text, or nothing."""
+    text = body.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            err = data.get("error", data)
+            message = err.get("message") if isinstance(err, dict) else err
+            if isinstance(message, str) and message.strip():
+                text = message
+    if looks_like_html(text):
+        return "an HTML page"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return head.startswith(("<!doctype html", "<html")) or ("<head" in head and "<" in head[:1])
+
+
+def retry_delay(body: str, headers: Mapping[str, str]) -> float | None:
+    """How long the server asked us to wait: Retry-After, or Google's retryDelay inside the text."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value:
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                from datetime import datetime, timezone
+
+                return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+            except (TypeError, ValueError):
+                pass
+    for pattern in (_RETRY_DELAY, _RESET_AFTER):
+        match = pattern.search(body)
+        if match:
+            number = float(match.group(1))
+            return number / 1000 if match.group(2) == "ms" else number
+    return None
+
+
+def classify(status: int, body: str, headers: Mapping[str, str] | None = None) -> Failure:
+    """Classify a non-success HTTP answer."""
+    headers = headers or {}
+    words = server_words(body)
+    said = f"server answered {status}" + (f": {words}" if words else " with an empty body")
+    lower = body.lower()
+    delay = retry_delay(body, headers)
+
+    if "validation_required" in lower:
+        return Failure(Kind.ACCOUNT, f"{said} (the Google account needs verification)", status)
+    if "proxy service is currently disabled" in lower:
+        return Failure(Kind.DISABLED, said, status)
+    if status in (401,) or (status == 403 and "token_rejected" in lower):
+        return Failure(Kind.AUTH, said, status)
+    if "no accounts available with quota for model" in lower:
+        return Failure(Kind.MODEL, said, status)
+    if "no images generated" in lower:
+        return Failure(Kind.NO_IMAGE, said, status)
+    if status == 429:
+        return Failure(Kind.RATE_LIMIT, said, status, delay)
+    if status == 413:
+        return Failure(Kind.TOO_LARGE, said, status)
+    if status in (404, 400) and _model_missing(lower):
+        return Failure(Kind.MODEL, said, status)
+    if status in (404, 405) or (status == 400 and "is not supported on /v1/images" in lower):
+        return Failure(Kind.ROUTE, said, status)
+    if status == 403:
+        return Failure(Kind.AUTH, said, status)
+    if status >= 500:
+        return Failure(Kind.CAPACITY, said, status, delay)
+    if status == 200 and looks_like_html(body):
+        return Failure(Kind.NOT_IMAGE_API, f"server answered {status} with an HTML page", status)
+    if "unable to process input image" in lower or "image read error" in lower:
+        return Failure(Kind.INPUT_REJECTED, said, status)
+    return Failure(Kind.BAD_REQUEST, said, status)
+
+
+def _model_missing(lower: str) -> bool:
+    return "requested entity was not found" in lower or (
+        "model" in lower
+        and any(w in lower for w in ("not found", "does not exist", "unknown", "not supported"))
+        and "is not supported on /v1/images" not in lower
+    )

@@ -1,0 +1,246 @@
+"""Pictures in and out, with Pillow.
+
+Inputs are checked and normalised before any request (orientation applied, metadata dropped, huge photos
+downscaled) so a bad file fails fast and nothing private leaves the machine. Answers are fully decoded
+before they are saved, so no broken file ever reaches the output folder.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from .errors import InputImageError
+
+# Formats we accept as input, by Pillow's name.
+INPUT_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "MPO"}
+# Longest side sent to the model; Gemini image models gain nothing from more and uploads stay small.
+MAX_INPUT_SIDE = 3072
+# Refuse inputs above this before decoding them (a 100 MP photo is fine, a decompression bomb is not).
+MAX_INPUT_PIXELS = 200_000_000
+# The largest picture the server makes is 6336x2688 (17 MP); anything far beyond is hostile or broken.
+MAX_ANSWER_PIXELS = 64_000_000
+MAX_INPUTS = 14
+
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+_EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
+_ORIENTATION = 0x0112
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """A picture ready to upload."""
+
+    source: Path
+    data: bytes
+    mime: str
+    width: int
+    height: int
+    original_size: tuple[int, int]  # as the user sees it (EXIF orientation applied), before downscaling
+
+    @property
+    def filename(self) -> str:
+        return f"{self.source.stem or 'image'}.{self.mime.split('/')[1].replace('jpeg', 'jpg')}"
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A verified picture from the server: its bytes and what they really are."""
+
+    data: bytes
+    format: str  # Pillow's name: PNG, JPEG, WEBP, GIF
+    width: int
+    height: int
+
+    @property
+    def mime(self) -> str:
+        return _MIME.get(self.format, f"image/{self.format.lower()}")
+
+    @property
+    def ext(self) -> str:
+        return _EXT.get(self.format, self.format.lower())
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+
+def _is_heif(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open without decoding, keeping Pillow's bomb warnings out of the user's terminal."""
+    if _is_heif(data[:16]):
+        from pillow_heif import register_heif_opener  # imported only when needed: it is slow to load
+
+        register_heif_opener()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
+def load_input(path: Path) -> InputImage:
+    """Read, check and normalise one --image file; raise InputImageError with the reason."""
+    shown = str(path)
+    if not path.exists():
+        raise InputImageError(f"--image {shown}: no such file", "check the path")
+    if path.is_dir():
+        raise InputImageError(f"--image {shown} is a folder, not a picture", "give the picture's file path")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputImageError(
+            f"--image {shown} cannot be read ({exc.strerror})", "check its permissions"
+        ) from None
+    if not data:
+        raise InputImageError(
+            f"--image {shown} is empty", "give a PNG, JPEG, WebP, GIF, BMP, TIFF or HEIC file"
+        )
+    if data.lstrip()[:5].lower() in (b"<svg ", b"<?xml") or b"<svg" in data[:512].lower():
+        raise InputImageError(
+            f"--image {shown} is an SVG (vector) file",
+            "export it as PNG first (e.g. with a browser or Inkscape)",
+        )
+    try:
+        image = _open(data)
+    except Image.DecompressionBombError:
+        raise InputImageError(
+            f"--image {shown} declares more than {MAX_INPUT_PIXELS // 1_000_000} megapixels",
+            "use a smaller picture",
+        ) from None
+    except Exception:
+        raise InputImageError(
+            f"--image {shown} is not a picture we can read",
+            "give a PNG, JPEG, WebP, GIF, BMP, TIFF or HEIC file",
+        ) from None
+    if image.format not in INPUT_FORMATS:
+        raise InputImageError(
+            f"--image {shown} is {image.format or 'an unknown format'}, which is not supported",
+            "convert it to PNG or JPEG",
+        )
+    original = image.size
+    if original[0] * original[1] > MAX_INPUT_PIXELS:
+        raise InputImageError(
+            f"--image {shown} is {original[0]}x{original[1]}, "
+            f"above {MAX_INPUT_PIXELS // 1_000_000} megapixels",
+            "use a smaller picture",
+        )
+    try:
+        if image.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):  # rotated a quarter turn
+            original = (original[1], original[0])
+        if image.format == "JPEG":
+            image.draft(
+                "RGB", (MAX_INPUT_SIDE, MAX_INPUT_SIDE)
+            )  # decode big JPEGs at reduced scale: fast, small
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except Exception:
+        raise InputImageError(
+            f"--image {shown} is damaged or truncated", "re-export or re-download the picture"
+        ) from None
+    image = _normalise_mode(image)
+    if max(image.size) > MAX_INPUT_SIDE:
+        image.thumbnail((MAX_INPUT_SIDE, MAX_INPUT_SIDE), Image.Resampling.LANCZOS)
+    # Re-encode always: this is what drops EXIF/GPS and other metadata.
+    lossless = image.mode == "RGBA" or _source_lossless(data)
+    out = io.BytesIO()
+    if lossless:
+        image.save(out, "PNG", optimize=False, compress_level=6)
+        mime = "image/png"
+    else:
+        image.convert("RGB").save(out, "JPEG", quality=95)
+        mime = "image/jpeg"
+    return InputImage(path, out.getvalue(), mime, image.width, image.height, original)
+
+
+def _source_lossless(data: bytes) -> bool:
+    return not (data[:3] == b"\xff\xd8\xff" or _is_heif(data[:16]))
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    """Reduce every mode to RGB or RGBA: the model wants plain colour pictures."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        return image if image.mode == "RGBA" else image.convert("RGBA")
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L")
+    return image.convert("RGB")
+
+
+def read_picture(data: bytes) -> Picture:
+    """Check an answer's bytes are one complete picture; raise ValueError saying what is wrong."""
+    if not data:
+        raise ValueError("the picture is empty")
+    try:
+        image = _open(data)
+    except Image.DecompressionBombError:
+        raise ValueError("the picture declares an absurd size (decompression bomb)") from None
+    except Exception:
+        raise ValueError(f"the server sent {len(data)} bytes that are not a picture") from None
+    w, h = image.size
+    if w * h > MAX_ANSWER_PIXELS:
+        raise ValueError(f"the picture declares {w}x{h} pixels, far beyond any real answer")
+    try:
+        image.load()
+    except Exception:
+        raise ValueError(f"the {image.format} picture is truncated or corrupt") from None
+    return Picture(data, image.format or "PNG", w, h)
+
+
+def transform(
+    picture: Picture, box: tuple[int, int, int, int] | None, resize: tuple[int, int] | None
+) -> Picture:
+    """Crop then resize, re-encoding in the picture's own format."""
+    if box is None and resize is None:
+        return picture
+    image = _open(picture.data)
+    if box is not None:
+        image = image.crop(box)
+    if resize is not None:
+        image = image.resize(resize, Image.Resampling.LANCZOS)
+    return encode(image, picture.format)
+
+
+def encode(image: Image.Image, fmt: str) -> Picture:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(out, "JPEG", quality=95)
+    elif fmt == "WEBP":
+        image.save(out, "WEBP", quality=95)
+    elif fmt == "GIF":
+        image.save(out, "GIF")
+    else:
+        fmt = "PNG"
+        image.save(out, "PNG", compress_level=6)
+    return Picture(out.getvalue(), fmt, image.width, image.height)
+
+
+def convert(picture: Picture, fmt: str) -> Picture:
+    """The same picture in another format (for `-o name.jpg` when the server sent PNG)."""
+    if fmt == picture.format:
+        return picture
+    return encode(_open(picture.data), fmt)
+
+
+FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type of picture bytes by their magic number, for data URLs and multipart parts."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None

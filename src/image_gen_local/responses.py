@@ -1,0 +1,184 @@
+"""Find the picture in any answer shape the servers send.
+
+Antigravity puts chat pictures in markdown inside `message.content` (drafts first, final last),
+CLIProxyAPI in `message.images[]`, the images API in `data[].b64_json` or `data[].url` (a data URL or an
+http(s) link). Pure functions over the answer's bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_MARKDOWN_IMAGE = re.compile(
+    r"!\[[^\]]*\]\(\s*(data:image/[\w.+-]+;base64,[A-Za-z0-9+/=\s]+?|https?://[^\s)]+)\s*\)"
+)
+_SAFETY_REASONS = {
+    "content_filter",
+    "safety",
+    "image_safety",
+    "prohibited_content",
+    "recitation",
+    "blocklist",
+    "spii",
+}
+
+
+@dataclass
+class Answer:
+    """What an answer carried: picture sources (in order, the final one last) and any text."""
+
+    sources: list[str] = field(default_factory=list)  # data: URLs, http(s) URLs, or "b64:<base64>"
+    text: str = ""
+    finish_reason: str | None = None
+    error: str | None = None  # an error object inside a 200 answer
+
+    @property
+    def refused(self) -> bool:
+        return (self.finish_reason or "").lower() in _SAFETY_REASONS
+
+    @property
+    def final_source(self) -> str | None:
+        return self.sources[-1] if self.sources else None
+
+
+class AnswerError(ValueError):
+    """The answer is not JSON, or not a shape we know."""
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        head = body[:80].decode("utf-8", "replace").strip()
+        if head.lower().startswith(("<!doctype", "<html")):
+            raise AnswerError("the server answered with an HTML page, not JSON") from None
+        if not body.strip():
+            raise AnswerError("the server answered with an empty body") from None
+        raise AnswerError(f"the server's answer is not valid JSON ({exc.__class__.__name__})") from None
+
+
+def parse_answer(body: bytes, *, streamed: bool = False) -> Answer:
+    """Parse an images-API or chat answer (or an SSE stream of chat chunks)."""
+    if streamed or body.lstrip().startswith(b"data:"):
+        return _parse_sse(body)
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise AnswerError("the server's answer is not a JSON object")
+    answer = Answer()
+    _collect(data, answer)
+    return answer
+
+
+def _collect(data: dict[str, Any], answer: Answer) -> None:
+    error = data.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else error
+        answer.error = str(message or error)
+    items = data.get("data")
+    if isinstance(items, list):
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+                answer.sources.append("b64:" + item["b64_json"])
+            elif isinstance(item.get("url"), str) and item["url"]:
+                answer.sources.append(item["url"])
+    for choice in data.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message") or choice.get("delta") or {}
+        if isinstance(message, dict):
+            _collect_message(message, answer)
+        if choice.get("finish_reason"):
+            answer.finish_reason = str(choice["finish_reason"])
+
+
+def _collect_message(message: dict[str, Any], answer: Answer) -> None:
+    content = message.get("content")
+    if isinstance(content, str):
+        answer.text += content
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                answer.text += part["text"]
+            url = _part_url(part)
+            if url:
+                answer.sources.append(url)
+    for image in message.get("images") or []:
+        url = _part_url(image) if isinstance(image, dict) else None
+        if url:
+            answer.sources.append(url)
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        answer.text += refusal
+        answer.finish_reason = answer.finish_reason or "content_filter"
+
+
+def _part_url(part: dict[str, Any]) -> str | None:
+    """An image URL from a content part: {image_url: {url}}, {image_url: "..."}, or inline base64."""
+    image_url = part.get("image_url")
+    if isinstance(image_url, dict) and isinstance(image_url.get("url"), str):
+        return image_url["url"]
+    if isinstance(image_url, str):
+        return image_url
+    for key in ("b64_json", "image_base64"):
+        if isinstance(part.get(key), str):
+            return "b64:" + part[key]
+    return None
+
+
+def _parse_sse(body: bytes) -> Answer:
+    answer = Answer()
+    for raw in body.split(b"\n"):
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if not payload or payload == b"[DONE]":
+            continue
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise AnswerError("the server's event stream holds a line that is not JSON") from None
+        if isinstance(chunk, dict):
+            _collect(chunk, answer)
+    return answer
+
+
+def markdown_sources(text: str) -> list[str]:
+    """Picture URLs in markdown image syntax, in order of appearance."""
+    return [re.sub(r"\s+", "", m.group(1)) for m in _MARKDOWN_IMAGE.finditer(text)]
+
+
+def all_sources(answer: Answer) -> list[str]:
+    """Every picture source in the answer: structured ones, then those in the markdown text."""
+    return answer.sources + markdown_sources(answer.text)
+
+
+def decode_source(source: str) -> bytes | None:
+    """The bytes of an inline source (`data:` URL or `b64:`), or None for an http(s) URL to download.
+
+    Raises ValueError for invalid base64, and for any other scheme (file:, ftp:, ...): never followed.
+    """
+    if source.startswith("b64:"):
+        payload = source[4:]
+    elif source.startswith("data:"):
+        header, sep, payload = source.partition(",")
+        if not sep or ";base64" not in header:
+            raise ValueError("the server sent a data URL that is not base64")
+    elif source.lower().startswith(("http://", "https://")):
+        return None
+    else:
+        scheme = source.split(":", 1)[0] if ":" in source else "a relative path"
+        raise ValueError(f"the server pointed at a {scheme!r} URL; only http(s) and data URLs are followed")
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the server sent base64 that does not decode") from None

@@ -1,0 +1,38 @@
+"""How long to wait before trying again. Pure: the caller sleeps.
+
+The server's images path rotates accounts without backing off, so the client must: honour what the
+server asked for (Retry-After, Google's retryDelay), else back off exponentially with jitter so parallel
+agents do not retry in lockstep.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .failures import Failure, Kind
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_delay: float = 2.0  # resets, 5xx, a broken answer
+    rate_limit_delay: float = 5.0  # 429 without a stated delay: 5, 10, 20, 40, 60
+    capacity_delay: float = 10.0  # 503 capacity exhausted
+    max_delay: float = 60.0
+    jitter: float = 0.25  # +-25 %
+    no_image_retries: int = 1  # "No images generated" is usually a safety block: retry once only
+
+
+def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Random) -> float:
+    """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
+    if failure.retry_after is not None:
+        # Stated delays are honoured plus a little slack, never less.
+        return min(policy.max_delay * 5, failure.retry_after * (1 + rng.uniform(0, policy.jitter / 2)) + 0.05)
+    if failure.kind is Kind.RATE_LIMIT:
+        base = policy.rate_limit_delay
+    elif failure.kind is Kind.CAPACITY and failure.status == 503:
+        base = policy.capacity_delay
+    else:
+        base = policy.first_delay
+    delay = min(policy.max_delay, base * 2 ** max(0, attempt - 1))
+    return max(0.0, delay * (1 + rng.uniform(-policy.jitter, policy.jitter)))

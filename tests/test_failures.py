@@ -1,0 +1,66 @@
+import pytest
+
+from image_gen_local.errors import ExitCode
+from image_gen_local.failures import Kind, classify, retry_delay, server_words
+
+GOOGLE_429 = (
+    'Max retries exhausted. Last error: Upstream error 429 Too Many Requests: {"error": {"code": 429, '
+    '"status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
+    '"retryDelay": "1.17s"}]}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code"),
+    [
+        (429, GOOGLE_429, Kind.RATE_LIMIT, ExitCode.QUOTA),
+        (429, "All accounts exhausted. Last error: ...", Kind.RATE_LIMIT, ExitCode.QUOTA),
+        (503, "Max retries exhausted. Last error: 503 MODEL_CAPACITY_EXHAUSTED", Kind.CAPACITY, ExitCode.QUOTA),
+        (503, "Proxy service is currently disabled", Kind.DISABLED, ExitCode.UNREACHABLE),
+        (502, "No images generated", Kind.NO_IMAGE, ExitCode.NO_IMAGE),
+        (502, "No accounts available with quota for model: gemini-3-pro-image", Kind.MODEL, ExitCode.QUOTA),
+        (500, "boom", Kind.CAPACITY, ExitCode.QUOTA),
+        (401, "", Kind.AUTH, ExitCode.AUTH),
+        (403, '{"error":{"message":"VALIDATION_REQUIRED: verify"}}', Kind.ACCOUNT, ExitCode.AUTH),
+        (429, "All accounts exhausted: 403 VALIDATION_REQUIRED", Kind.ACCOUNT, ExitCode.AUTH),
+        (404, '{"error":{"message":"Requested entity was not found.","code":404}}', Kind.MODEL, ExitCode.QUOTA),
+        (404, "", Kind.ROUTE, ExitCode.UNREACHABLE),
+        (405, "", Kind.ROUTE, ExitCode.UNREACHABLE),
+        (
+            400,
+            '{"error":{"message":"Model gemini-3-pro-image is not supported on /v1/images/generations or '
+            '/v1/images/edits. Use ...","type":"invalid_request_error"}}',
+            Kind.ROUTE,
+            ExitCode.UNREACHABLE,
+        ),
+        (413, "length limit exceeded", Kind.TOO_LARGE, ExitCode.BAD_INPUT),
+        (400, "Missing 'prompt' field", Kind.BAD_REQUEST, ExitCode.UNEXPECTED),
+    ],
+)
+def test_classify(status, body, kind, code):
+    failure = classify(status, body)
+    assert failure.kind is kind
+    assert failure.exit_code is code
+    assert str(status) in failure.detail
+    assert ";" in failure.line()
+
+
+def test_retryable_kinds():
+    assert classify(429, "x").retryable
+    assert classify(503, "MODEL_CAPACITY_EXHAUSTED").retryable
+    assert not classify(503, "Proxy service is currently disabled").retryable
+    assert not classify(401, "").retryable
+
+
+def test_retry_delay_sources():
+    assert retry_delay(GOOGLE_429, {}) == pytest.approx(1.17)
+    assert retry_delay("", {"Retry-After": "7"}) == 7
+    assert retry_delay('"quotaResetDelay": "250ms"', {}) == pytest.approx(0.25)
+    assert retry_delay("exhausted your capacity, reset after 1s", {}) == 1
+    assert retry_delay("nothing", {}) is None
+
+
+def test_server_words_trims_and_unwraps_json():
+    assert server_words('{"error": {"message": "  bad\\n  thing "}}') == "bad thing"
+    assert server_words("<!DOCTYPE html><html><body>hi</body></html>") == "an HTML page"
+    assert len(server_words("x" * 5000)) <= 240

@@ -70,7 +70,9 @@ def test_fit_crops_and_resizes_to_exact_size():
     p = plan(size=(1000, 1000))
     box, resize = fit((1024, 1024), p)
     assert box is None and resize == (1000, 1000)
-    p = plan(parse_ratio("2:1"), "1K")  # nearest is 21:9? no: 16:9 (1.78) vs 21:9 (2.33): 16:9 wins on log scale
+    p = plan(
+        parse_ratio("2:1"), "1K"
+    )  # nearest is 21:9? no: 16:9 (1.78) vs 21:9 (2.33): 16:9 wins on log scale
     assert p.request_ratio == Ratio(16, 9)
     box, resize = fit((1376, 768), p)
     assert resize is None and box == (0, 40, 1376, 728)
@@ -97,6 +99,14 @@ def test_tier_of_detects_ignored_tier():
     assert geometry.tier_of((1376, 768), Ratio(16, 9)) == "1K"
     assert geometry.tier_of((5504, 3072), Ratio(16, 9)) == "4K"
     assert geometry.tier_of((1400, 1400), Ratio(1, 1)) is None
+
+
+def test_ratios_print_as_the_server_names_them():
+    assert str(parse_ratio("21:9")) == "21:9"
+    assert str(parse_ratio("42:18")) == "21:9"
+    assert parse_ratio("21:9").supported
+    assert geometry.server_size(parse_ratio("21:9"), "1K") == (1584, 672)
+    assert str(parse_ratio("9:21")) == "3:7"
 
 
 def test_every_table_size_has_its_ratio():

@@ -27,9 +27,15 @@ def test_antigravity_generation_sends_prompt_verbatim_and_geometry():
 
 
 def test_antigravity_edits_main_then_references_with_real_mimes():
-    call = build_call(IMAGES, ANTIGRAVITY, "anime", "m", PLAN, (_img("a.png"), _img("b.jpg", "image/jpeg"), _img("c.png")))
+    call = build_call(
+        IMAGES, ANTIGRAVITY, "anime", "m", PLAN, (_img("a.png"), _img("b.jpg", "image/jpeg"), _img("c.png"))
+    )
     assert call.path == "/images/edits"
-    assert [(f.field, f.mime) for f in call.files] == [("image", "image/png"), ("image1", "image/jpeg"), ("image2", "image/png")]
+    assert [(f.field, f.mime) for f in call.files] == [
+        ("image", "image/png"),
+        ("image1", "image/jpeg"),
+        ("image2", "image/png"),
+    ]
     assert call.form["aspect_ratio"] == "16:9" and call.form["image_size"] == "4K"
     assert "style" not in call.form  # on edits, any style is appended to the prompt
 

@@ -260,11 +260,13 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # run as a program: SIGTERM must unwind like Ctrl-C so temporary files are removed
+        argv = sys.argv[1:]
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    argv = list(argv)
     console = Console(stdout or sys.stdout, stderr or sys.stderr)
     env = environ()
-    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's worker)
-        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         command = argv[0] if argv and argv[0] in COMMANDS else "generate"
         rest = argv[1:] if argv and argv[0] in COMMANDS else argv

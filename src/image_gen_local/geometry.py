@@ -58,13 +58,19 @@ class Ratio:
 
     @property
     def supported(self) -> bool:
-        return (self.w, self.h) in SERVER_SIZES
+        return (self.w, self.h) in _SERVER_NAME
 
     def __str__(self) -> str:
-        return f"{self.w}:{self.h}"
+        """The server's own spelling for its ratios (21:9, not 7:3), else the reduced W:H."""
+        w, h = _SERVER_NAME.get((self.w, self.h), (self.w, self.h))
+        return f"{w}:{h}"
 
 
-SUPPORTED_RATIOS: tuple[Ratio, ...] = tuple(Ratio(w, h) for w, h in SERVER_SIZES)
+# Reduced ratio -> the server's name for it: 21:9 reduces to 7:3 but the server only knows "21:9".
+_SERVER_NAME: dict[tuple[int, int], tuple[int, int]] = {
+    (Fraction(w, h).numerator, Fraction(w, h).denominator): (w, h) for w, h in SERVER_SIZES
+}
+SUPPORTED_RATIOS: tuple[Ratio, ...] = tuple(Ratio.of(w, h) for w, h in SERVER_SIZES)
 LARGEST_TIER = TIERS[-1]
 
 
@@ -118,7 +124,7 @@ def snap_ratio(ratio: Ratio) -> Ratio:
 
 
 def server_size(ratio: Ratio, tier: str) -> tuple[int, int]:
-    return SERVER_SIZES[(ratio.w, ratio.h)][tier]
+    return SERVER_SIZES[_SERVER_NAME[(ratio.w, ratio.h)]][tier]
 
 
 def crop_box(size: tuple[int, int], ratio: Ratio) -> tuple[int, int, int, int] | None:

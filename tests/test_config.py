@@ -35,7 +35,9 @@ def test_precedence_flags_env_file_defaults(tmp_path):
     assert resolve({}, {"XDG_CONFIG_HOME": str(tmp_path / "none")}).base_url == DEFAULT_BASE_URL
 
 
-@pytest.mark.parametrize(("key", "value"), [("timeout", "0"), ("timeout", "-1"), ("timeout", "soon"), ("route", "fax")])
+@pytest.mark.parametrize(
+    ("key", "value"), [("timeout", "0"), ("timeout", "-1"), ("timeout", "soon"), ("route", "fax")]
+)
 def test_bad_values(key, value, tmp_path):
     with pytest.raises(UsageError):
         resolve({key: value}, {"XDG_CONFIG_HOME": str(tmp_path)})

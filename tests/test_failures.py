@@ -15,7 +15,12 @@ GOOGLE_429 = (
     [
         (429, GOOGLE_429, Kind.RATE_LIMIT, ExitCode.QUOTA),
         (429, "All accounts exhausted. Last error: ...", Kind.RATE_LIMIT, ExitCode.QUOTA),
-        (503, "Max retries exhausted. Last error: 503 MODEL_CAPACITY_EXHAUSTED", Kind.CAPACITY, ExitCode.QUOTA),
+        (
+            503,
+            "Max retries exhausted. Last error: 503 MODEL_CAPACITY_EXHAUSTED",
+            Kind.CAPACITY,
+            ExitCode.QUOTA,
+        ),
         (503, "Proxy service is currently disabled", Kind.DISABLED, ExitCode.UNREACHABLE),
         (502, "No images generated", Kind.NO_IMAGE, ExitCode.NO_IMAGE),
         (502, "No accounts available with quota for model: gemini-3-pro-image", Kind.MODEL, ExitCode.QUOTA),
@@ -23,7 +28,12 @@ GOOGLE_429 = (
         (401, "", Kind.AUTH, ExitCode.AUTH),
         (403, '{"error":{"message":"VALIDATION_REQUIRED: verify"}}', Kind.ACCOUNT, ExitCode.AUTH),
         (429, "All accounts exhausted: 403 VALIDATION_REQUIRED", Kind.ACCOUNT, ExitCode.AUTH),
-        (404, '{"error":{"message":"Requested entity was not found.","code":404}}', Kind.MODEL, ExitCode.QUOTA),
+        (
+            404,
+            '{"error":{"message":"Requested entity was not found.","code":404}}',
+            Kind.MODEL,
+            ExitCode.QUOTA,
+        ),
         (404, "", Kind.ROUTE, ExitCode.UNREACHABLE),
         (405, "", Kind.ROUTE, ExitCode.UNREACHABLE),
         (

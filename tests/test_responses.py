@@ -34,14 +34,30 @@ def test_antigravity_chat_markdown_takes_drafts_in_order():
 def test_cliproxyapi_message_images():
     body = {
         "choices": [
-            {"message": {"content": "ok", "images": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}]}}
+            {
+                "message": {
+                    "content": "ok",
+                    "images": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}],
+                }
+            }
         ]
     }
     assert sources(body) == ["data:image/png;base64," + PNG]
 
 
 def test_content_part_arrays():
-    body = {"choices": [{"message": {"content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ=="}}]}}]}
+    body = {
+        "choices": [
+            {
+                "message": {
+                    "content": [
+                        {"type": "text", "text": "hi"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ=="}},
+                    ]
+                }
+            }
+        ]
+    }
     assert sources(body) == ["data:image/png;base64,QQ=="]
 
 

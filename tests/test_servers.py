@@ -7,9 +7,15 @@ def _models(*ids, owner="antigravity"):
 
 
 def test_detect_kind():
-    assert detect_kind("http://127.0.0.1:8045/v1", _models("gemini-3-pro-image", "gemini-3-pro-image-16x9")) == ANTIGRAVITY
+    assert (
+        detect_kind("http://127.0.0.1:8045/v1", _models("gemini-3-pro-image", "gemini-3-pro-image-16x9"))
+        == ANTIGRAVITY
+    )
     assert detect_kind("http://127.0.0.1:8045/v1", _models("gemini-3.1-flash-image")) == ANTIGRAVITY
-    assert detect_kind("http://127.0.0.1:8317/v1", _models("gemini-3.1-flash-image", owner="google")) == CLIPROXYAPI
+    assert (
+        detect_kind("http://127.0.0.1:8317/v1", _models("gemini-3.1-flash-image", owner="google"))
+        == CLIPROXYAPI
+    )
     assert detect_kind("https://api.openai.com/v1", _models("gpt-image-1", owner="openai")) == OPENAI
     assert detect_kind("http://127.0.0.1:4000/v1", _models("gpt-image-1", owner="openai")) == OPENAI
 

@@ -1,7 +1,7 @@
 import pytest
 
 from image_gen_local.errors import ExitCode
-from image_gen_local.failures import Kind, classify, retry_delay, server_words
+from image_gen_local.failures import Failure, Kind, classify, retry_delay, server_words
 
 GOOGLE_429 = (
     'Max retries exhausted. Last error: Upstream error 429 Too Many Requests: {"error": {"code": 429, '
@@ -60,6 +60,8 @@ def test_retryable_kinds():
     assert classify(503, "MODEL_CAPACITY_EXHAUSTED").retryable
     assert not classify(503, "Proxy service is currently disabled").retryable
     assert not classify(401, "").retryable
+    slow = Failure(Kind.TIMEOUT, "slow")
+    assert slow.retryable and slow.exit_code == ExitCode.DEADLINE
 
 
 def test_retry_delay_sources():

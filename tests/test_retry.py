@@ -1,7 +1,7 @@
 import random
 
 from image_gen_local.failures import Failure, Kind
-from image_gen_local.retry import RetryPolicy, backoff
+from image_gen_local.retry import RetryPolicy, attempt_timeout, backoff
 
 
 def test_stated_delay_is_honoured_never_shortened():
@@ -25,3 +25,10 @@ def test_jitter_spreads_retries():
     rng = random.Random(3)
     failure = Failure(Kind.CAPACITY, "x", 500)
     assert len({round(backoff(RetryPolicy(), failure, 1, rng), 6) for _ in range(20)}) > 10
+
+
+def test_attempt_timeout_leaves_room_for_one_retry_of_a_hang():
+    assert attempt_timeout(600) == 420
+    assert attempt_timeout(300) == 300  # little left: all of it
+    assert attempt_timeout(100) == 100
+    assert attempt_timeout(3000) == 2100

@@ -23,7 +23,7 @@ from .images import InputImage, Picture
 from .progress import HEARTBEAT_SECONDS, Heartbeat
 from .protocol import CHAT, CLIPROXYAPI, IMAGES, Call
 from .responses import AnswerError, all_sources, decode_source, parse_answer
-from .retry import RetryPolicy, backoff
+from .retry import RetryPolicy, attempt_timeout, backoff
 from .servers import ServerCache, ServerInfo, detect_kind, model_ids, other_tier
 
 if TYPE_CHECKING:
@@ -272,7 +272,7 @@ class Generator:
                 f"picture {index + 1} of {prepared.request.count}: attempt {attempts} via {call.path}"
             )
             self.info(f"attempt {attempts}: POST {call.path} model={self.model}")
-            outcome = self._attempt(call, remaining)
+            outcome = self._attempt(call, attempt_timeout(remaining))
             if isinstance(outcome, Picture):
                 return self._deliver(prepared, outcome, route, started, attempts - 1, warnings)
             failure = last = outcome
@@ -322,7 +322,7 @@ class Generator:
         """Turn an HTTP answer into a verified picture or a classified failure."""
         if answer.status != 200:
             return classify(answer.status, answer.text, answer.headers)
-        if "html" in answer.content_type or looks_like_html(answer.text[:300]):
+        if "html" in answer.content_type or looks_like_html(answer.body[:300].decode("utf-8", "replace")):
             return Failure(
                 Kind.NOT_IMAGE_API, "the server answered with an HTML page, not the image API", 200
             )

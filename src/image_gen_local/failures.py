@@ -59,7 +59,7 @@ class Failure:
         return f"{self.detail}; {self.fix}"
 
 
-_RETRYABLE = {Kind.RATE_LIMIT, Kind.CAPACITY, Kind.NO_IMAGE, Kind.BAD_ANSWER}
+_RETRYABLE = {Kind.RATE_LIMIT, Kind.CAPACITY, Kind.NO_IMAGE, Kind.BAD_ANSWER, Kind.TIMEOUT}
 
 _EXIT: dict[Kind, ExitCode] = {
     Kind.RATE_LIMIT: ExitCode.QUOTA,

@@ -23,6 +23,21 @@ class RetryPolicy:
     no_image_retries: int = 1  # "No images generated" is usually a safety block: retry once only
 
 
+MIN_ATTEMPT_SECONDS = 240.0  # a real 4K picture can take minutes; never cut an attempt shorter than this
+ATTEMPT_SHARE = 0.7
+
+
+def attempt_timeout(remaining: float) -> float:
+    """How long one attempt may take.
+
+    All that is left when little is left; otherwise most of it, so that a connection that hangs for ever
+    can still be retried once before the deadline (600 s gives 420 s, then up to 180 s).
+    """
+    if remaining < 2 * MIN_ATTEMPT_SECONDS:
+        return remaining
+    return max(MIN_ATTEMPT_SECONDS, remaining * ATTEMPT_SHARE)
+
+
 def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Random) -> float:
     """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
     if failure.retry_after is not None:

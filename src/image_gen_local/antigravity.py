@@ -1,0 +1,622 @@
+"""What Antigravity Tools does with a request: pure rules read from its source (see server-api.md).
+
+How `size`, `quality`, `image_size` and model suffixes pick the ratio and the tier, how prompts are
+rewritten, which quota bucket a model uses, which errors come back in which words. The emulator answers
+with these rules; they are pure so each can be unit-tested against the server's own tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.parser
+import email.policy
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from PIL import Image
+
+from .geometry import SERVER_SIZES, TIERS
+
+PRO_IMAGE = "gemini-3-pro-image"
+FLASH_IMAGE = "gemini-3.1-flash-image"
+DEFAULT_IMAGE_MODEL = FLASH_IMAGE
+TEXT_MODEL = "gemini-3-flash"
+MODEL_CREATED = 1706745600
+MAX_BODY = 100 * 1024 * 1024
+TEXT_PLAIN = "text/plain; charset=utf-8"
+APPLICATION_JSON = "application/json"
+
+EXACT_RATIOS = ("21:9", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "1:1")
+# common_utils.rs compares W/H with the supported ratios in this order, first hit within 0.05 wins.
+TOLERANCE_ORDER = ("21:9", "16:9", "4:3", "3:4", "9:16", "3:2", "2:3", "5:4", "4:5", "1:1")
+RATIO_TOLERANCE = 0.05
+# Model-name ratio hints, tested with `contains` in this order (common_utils.rs).
+MODEL_RATIO_HINTS: tuple[tuple[str, str], ...] = tuple(
+    (f"-{sep.join(r.split(':'))}", r)
+    for r in ("21:9", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "1:1")
+    for sep in ("x", "-")
+)
+STRIPPED_SUFFIXES: tuple[str, ...] = (
+    "-4k",
+    "-2k",
+    "-1k",
+    "-hd",
+    "-standard",
+    "-medium",
+    *(hint for hint, _ in MODEL_RATIO_HINTS),
+)
+QUALITY_TIERS: tuple[tuple[str, str], ...] = (
+    ("hd", "4K"),
+    ("4k", "4K"),
+    ("medium", "2K"),
+    ("2k", "2K"),
+    ("standard", "1K"),
+    ("1k", "1K"),
+)
+HD_SUFFIX = ", (high quality, highly detailed, 4k resolution, hdr)"
+STYLE_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("vivid", ", (vivid colors, dramatic lighting, rich details)"),
+    ("natural", ", (natural lighting, realistic, photorealistic)"),
+)
+# (config name, data-URL MIME, Pillow format)
+FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("png", "image/png", "PNG"),
+    ("jpeg", "image/jpeg", "JPEG"),
+    ("webp", "image/webp", "WEBP"),
+)
+# Pillow format → the MIME type a client should declare for such bytes.
+SNIFFED_MIME: tuple[tuple[str, str], ...] = (
+    ("PNG", "image/png"),
+    ("JPEG", "image/jpeg"),
+    ("MPO", "image/jpeg"),
+    ("WEBP", "image/webp"),
+    ("GIF", "image/gif"),
+    ("HEIF", "image/heif"),
+    ("AVIF", "image/avif"),
+    ("BMP", "image/bmp"),
+    ("TIFF", "image/tiff"),
+)
+QUOTA_ERROR = "No accounts available with quota for model: {}"
+UNREADABLE_IMAGE = "Unable to process input image. Please retry or report"
+NOT_FOUND_MESSAGE = "Requested entity was not found."
+UNPROCESSABLE = "Failed to deserialize the JSON body into the target type"
+TEXT_REPLY = (
+    "This is the image-gen-local emulator: it only draws synthetic pictures and runs no language model. "
+    f"Ask an image model such as {FLASH_IMAGE} or {PRO_IMAGE}."
+)
+MARKDOWN_DATA_IMAGE = re.compile(r"!\[[^\]]*\]\((data:([^;,)]*);base64,([A-Za-z0-9+/=\s]*))\)")
+RUST_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.I)
+FORM_INT = re.compile(r"\+?\d+")
+
+ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("/v1/images/generations", "generations", ("POST",)),
+    ("/v1/images/edits", "edits", ("POST",)),
+    ("/v1/chat/completions", "chat", ("POST",)),
+    ("/v1/models", "models", ("GET", "HEAD")),
+    ("/health", "health", ("GET", "HEAD")),
+    ("/healthz", "health", ("GET", "HEAD")),
+)
+IMAGE_ROUTES = ("generations", "edits", "chat")
+
+
+@dataclass
+class Reply:
+    """One HTTP answer; also what tests queue with `Emulator.script` to drill the client's error handling."""
+
+    status: int
+    body: bytes | str = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = TEXT_PLAIN
+    delay: float = 0.0
+
+    @property
+    def payload(self) -> bytes:
+        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What the server asks Gemini for: ratio, the imageSize it forwards, and the tier that yields."""
+
+    ratio: str
+    image_size: str | None
+
+    @property
+    def tier(self) -> str:
+        """Upstream ignores sizes it does not know and falls back to its default, 1K."""
+        return self.image_size if self.image_size in TIERS else "1K"
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        w, h = self.ratio.split(":")
+        return SERVER_SIZES[(int(w), int(h))][self.tier]
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image the client sent; the server forwards it with the declared MIME and never sniffs."""
+
+    label: str
+    declared_mime: str
+    data: bytes
+    sniffed: str | None  # Pillow format name, None when Pillow cannot read the bytes
+
+    @property
+    def mismatch(self) -> bool:
+        return self.sniffed is not None and sniffed_mime(self.sniffed) != self.declared_mime
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """Everything needed to answer one image request; `error` is set when the server would fail late."""
+
+    route: str
+    model: str
+    geometry: Geometry
+    prompt: str
+    count: int = 1
+    response_format: str = "b64_json"
+    inputs: tuple[InputImage, ...] = ()
+    stream: bool = False
+    error: Reply | None = None
+    upstream_error: bool = False  # the real server only learns of `error` from Google, after its latency
+
+
+@dataclass(frozen=True)
+class TextJob:
+    """A chat request for a text model: the emulator answers with a fixed notice."""
+
+    model: str
+    prompt: str
+    stream: bool
+
+
+@dataclass(frozen=True)
+class FormPart:
+    """One multipart field; `content_type` is None when the part declared none (the server then guesses)."""
+
+    name: str
+    content_type: str | None
+    filename: str | None
+    data: bytes
+
+
+def plain(status: int, text: str) -> Reply:
+    return Reply(status, text, content_type=TEXT_PLAIN)
+
+
+def empty(status: int) -> Reply:
+    return Reply(status, b"", content_type="")
+
+
+def json_reply(status: int, obj: object) -> Reply:
+    return Reply(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), content_type=APPLICATION_JSON)
+
+
+def route_for(path: str) -> tuple[str, tuple[str, ...]]:
+    """Route name and allowed methods for a request path (query string ignored)."""
+    bare = path.split("?", 1)[0]
+    for route_path, name, methods in ROUTES:
+        if bare == route_path:
+            return name, methods
+    return "other", ()
+
+
+def _parse_f64(text: str) -> float | None:
+    """Rust's `str::parse::<f64>`: no surrounding spaces, no underscores."""
+    return float(text) if RUST_FLOAT.fullmatch(text) else None
+
+
+def aspect_ratio_from_size(size: str) -> str:
+    """`calculate_aspect_ratio_from_size`: exact ratio names, else WxH within 0.05, else 1:1 (not nearest)."""
+    if size in EXACT_RATIOS:
+        return size
+    w_text, sep, h_text = size.partition("x")
+    if sep:
+        w, h = _parse_f64(w_text), _parse_f64(h_text)
+        if w is not None and h is not None and w > 0 and h > 0:
+            value = w / h
+            for name in TOLERANCE_ORDER:
+                rw, rh = name.split(":")
+                if abs(value - int(rw) / int(rh)) < RATIO_TOLERANCE:
+                    return name
+    return "1:1"
+
+
+def model_ratio(model: str) -> str | None:
+    """Ratio hinted by a model name; the server uses `contains` on the name as sent (case-sensitive)."""
+    for hint, ratio in MODEL_RATIO_HINTS:
+        if hint in model:
+            return ratio
+    return None
+
+
+def model_tier(model: str) -> str | None:
+    if "-4k" in model or "-hd" in model:
+        return "4K"
+    if "-2k" in model:
+        return "2K"
+    return None
+
+
+def clean_model_name(model: str) -> str:
+    """`clean_image_model_name`: lowercase, then strip resolution/ratio suffixes until none is left."""
+    name = model.lower()
+    changed = True
+    while changed:
+        changed = False
+        for suffix in STRIPPED_SUFFIXES:
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+                changed = True
+    return name
+
+
+def resolve_geometry(model: str, size: str | None, quality: str | None, image_size: str | None) -> Geometry:
+    """`parse_image_config_with_params`: size beats the model's ratio hint; image_size > quality > suffix.
+
+    Any `quality` string, even one it does not know, stops the model suffix from setting the tier.
+    """
+    ratio = aspect_ratio_from_size(size) if size is not None else (model_ratio(model) or "1:1")
+    forwarded: str | None
+    if image_size is not None:
+        forwarded = image_size.upper()
+    elif quality is not None:
+        forwarded = dict(QUALITY_TIERS).get(quality.lower())
+    else:
+        forwarded = model_tier(model)
+    return Geometry(ratio, forwarded)
+
+
+def quota_bucket(model: str) -> str:
+    """Which quota pool serves a model: all image names collapse onto the two image buckets."""
+    lower = model.lower()
+    if "image" in lower:
+        return FLASH_IMAGE if "flash" in lower else PRO_IMAGE
+    return model
+
+
+def rewrite_generation_prompt(prompt: str, quality: str | None, style: str) -> str:
+    """/v1/images/generations alters every prompt unless style is something other than vivid/natural."""
+    text = prompt + (HD_SUFFIX if quality == "hd" else "")
+    return text + dict(STYLE_SUFFIXES).get(style, "")
+
+
+def rewrite_edit_prompt(prompt: str, style: str | None) -> str:
+    return prompt if style is None else f"{prompt}, style: {style}"
+
+
+def parse_json_n(value: object) -> int:
+    """`as_u64().unwrap_or(1)`: only a non-negative JSON integer counts."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 1
+
+
+def parse_form_n(text: str | None) -> int:
+    return int(text) if text is not None and FORM_INT.fullmatch(text) else 1
+
+
+def _json_str(body: dict[str, Any], *keys: str) -> str | None:
+    """`body.get(a).or(body.get(b)).and_then(as_str)`: the first key present decides, even if not a string."""
+    for key in keys:
+        if key in body:
+            value = body[key]
+            return value if isinstance(value, str) else None
+    return None
+
+
+def sniffed_mime(fmt: str) -> str:
+    return dict(SNIFFED_MIME).get(fmt) or Image.MIME.get(fmt, f"image/{fmt.lower()}")
+
+
+def sniff_format(data: bytes) -> str | None:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.format
+    except Exception:
+        return None
+
+
+def format_mime(image_format: str) -> str:
+    return next(mime for name, mime, _ in FORMATS if name == image_format)
+
+
+def model_list(models: Sequence[str]) -> dict[str, Any]:
+    """Configured models, the server's hard-coded pro-image grid when pro is available, and one text model."""
+    ids = list(models)
+    if PRO_IMAGE in models:
+        ids += [
+            f"{PRO_IMAGE}{tier}{ratio}"
+            for tier in ("", "-2k", "-4k")
+            for ratio in ("", "-1x1", "-4x3", "-3x4", "-16x9", "-9x16", "-21x9")
+        ]
+    ids.append(TEXT_MODEL)
+    unique = list(dict.fromkeys(ids))
+    return {
+        "object": "list",
+        "data": [
+            {"id": i, "object": "model", "created": MODEL_CREATED, "owned_by": "antigravity"} for i in unique
+        ],
+    }
+
+
+def markdown_image(mime: str, b64: str) -> str:
+    return f"![image](data:{mime};base64,{b64})"
+
+
+def chat_completion(model: str, content: str, created: int, completion_id: str) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def chat_stream(model: str, content: str, created: int, completion_id: str) -> bytes:
+    """SSE as the server sends it: role chunk, one chunk with the whole content, stop chunk, [DONE]."""
+    deltas: list[tuple[dict[str, str], str | None]] = [
+        ({"role": "assistant"}, None),
+        ({"content": content}, None),
+        ({}, "stop"),
+    ]
+    events = []
+    for delta, finish in deltas:
+        chunk = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        events.append(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n")
+    events.append("data: [DONE]\n\n")
+    return "".join(events).encode("utf-8")
+
+
+def parse_json_body(content_type: str | None, raw: bytes) -> tuple[Any, Reply | None]:
+    """axum's `Json` extractor: 415 unless the type is JSON, 400 on bad JSON; returns (value, error)."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if not (mime == APPLICATION_JSON or (mime.startswith("application/") and mime.endswith("+json"))):
+        return None, plain(415, "Expected request with `Content-Type: application/json`")
+    try:
+        return json.loads(raw.decode("utf-8")), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, plain(400, f"Failed to parse the request body as JSON: {exc}")
+
+
+def parse_multipart(content_type: str | None, raw: bytes) -> list[FormPart] | Reply:
+    """Split a multipart/form-data body with the stdlib email parser."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime != "multipart/form-data" or "boundary=" not in (content_type or ""):
+        return plain(400, "Invalid `boundary` for `multipart/form-data` request")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    if not message.is_multipart():
+        return plain(400, "Multipart error: failed to parse the multipart body")
+    parts: list[FormPart] = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            return plain(400, "Multipart error: a part has no field name")
+        payload = part.get_payload(decode=True)
+        declared = part.get("Content-Type")
+        parts.append(
+            FormPart(
+                name=name,
+                content_type=declared.split(";", 1)[0].strip().lower() if declared else None,
+                filename=part.get_filename(),
+                data=payload if isinstance(payload, bytes) else b"",
+            )
+        )
+    return parts
+
+
+@dataclass(frozen=True)
+class EditForm:
+    """The edits form split the way the server reads it: text fields, then images in upstream order."""
+
+    texts: dict[str, str]
+    images: tuple[InputImage, ...]
+
+
+def _input_image(part: FormPart, default_mime: str) -> InputImage:
+    return InputImage(part.name, part.content_type or default_mime, part.data, sniff_format(part.data))
+
+
+def split_edit_form(parts: Sequence[FormPart]) -> EditForm:
+    """A repeated `image` replaces the previous one; other `image*` fields (not image_size) are references."""
+    texts: dict[str, str] = {}
+    main: InputImage | None = None
+    mask: InputImage | None = None
+    references: list[InputImage] = []
+    for part in parts:
+        if part.name == "image":
+            main = _input_image(part, "image/png")
+        elif part.name == "mask":
+            mask = _input_image(part, "image/png")
+        elif part.name.startswith("image") and part.name != "image_size":
+            references.append(_input_image(part, "image/jpeg"))
+        else:
+            texts[part.name] = part.data.decode("utf-8", "replace")
+    images = tuple(image for image in (main, mask, *references) if image is not None)
+    return EditForm(texts, images)
+
+
+def _with_error(job: ImageJob, error: Reply, upstream: bool = False) -> ImageJob:
+    """Attach a late failure; `upstream` marks failures the real server only learns after calling Google."""
+    return replace(job, error=error, upstream_error=upstream)
+
+
+def upstream_image_error(route: str) -> Reply:
+    if route == "chat":
+        return json_reply(
+            400, {"error": {"message": UNREADABLE_IMAGE, "type": "upstream_error", "code": 400}}
+        )
+    return plain(400, f"Upstream error 400: {UNREADABLE_IMAGE}")
+
+
+def plan_generation(body: object, models: Sequence[str]) -> ImageJob | Reply:
+    """`handle_images_generations` up to the upstream call."""
+    fields: dict[str, Any] = body if isinstance(body, dict) else {}
+    prompt = _json_str(fields, "prompt")
+    if not prompt:
+        return plain(400, "Missing 'prompt' field")
+    model = _json_str(fields, "model")
+    model = DEFAULT_IMAGE_MODEL if model is None else model
+    quality = _json_str(fields, "quality")
+    style = _json_str(fields, "style")
+    geometry = resolve_geometry(
+        model, _json_str(fields, "size"), quality, _json_str(fields, "image_size", "imageSize")
+    )
+    cleaned = clean_model_name(model)
+    job = ImageJob(
+        route="generations",
+        model=cleaned,
+        geometry=geometry,
+        prompt=rewrite_generation_prompt(prompt, quality, "vivid" if style is None else style),
+        count=parse_json_n(fields.get("n")),
+        response_format=_json_str(fields, "response_format") or "b64_json",
+    )
+    if job.count == 0:
+        return _with_error(job, plain(502, "No images generated"))
+    bucket = quota_bucket(cleaned)
+    if bucket not in models:
+        return _with_error(job, plain(502, QUOTA_ERROR.format(bucket)))
+    return job
+
+
+def plan_edit(form: EditForm, models: Sequence[str]) -> ImageJob | Reply:
+    """`handle_images_edits` up to the upstream call: `quality` is never read, the pro bucket always used."""
+    texts = form.texts
+    prompt = texts.get("prompt")
+    if not prompt:
+        return plain(400, "Missing prompt")
+    if not form.images:
+        return plain(400, "Missing image")
+    model = texts.get("model", DEFAULT_IMAGE_MODEL)
+    size = texts.get("aspect_ratio", texts.get("size", "1024x1024"))
+    job = ImageJob(
+        route="edits",
+        model=clean_model_name(model),
+        geometry=resolve_geometry(model, size, None, texts.get("image_size")),
+        prompt=rewrite_edit_prompt(prompt, texts.get("style")),
+        count=parse_form_n(texts.get("n")),
+        response_format=texts.get("response_format") or "b64_json",
+        inputs=form.images,
+    )
+    if PRO_IMAGE not in models:
+        return _with_error(job, plain(502, QUOTA_ERROR.format(PRO_IMAGE)))
+    if job.count == 0:
+        return _with_error(job, plain(502, "No images generated"))
+    if any(image.sniffed is None for image in job.inputs):
+        return _with_error(job, upstream_image_error("edits"), upstream=True)
+    return job
+
+
+def _message_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") in ("text", "input_text")
+            and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _data_url(url: str) -> tuple[str, bytes] | None:
+    header, sep, data = url.partition(",")
+    if not (sep and header.startswith("data:") and header.endswith(";base64")):
+        return None
+    try:
+        return header[5:-7], base64.b64decode("".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return header[5:-7], b""
+
+
+def chat_prompt(messages: Sequence[object]) -> str:
+    """The last user message's text, without pasted-back markdown images (those are image inputs)."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return MARKDOWN_DATA_IMAGE.sub("", _message_text(message.get("content"))).strip()
+    return ""
+
+
+def chat_inputs(messages: Sequence[object]) -> tuple[InputImage, ...]:
+    """`image_url` data URLs in user messages, and markdown data images in any message's text (§5.3)."""
+    found: list[InputImage] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, list):
+            for part in content:
+                if not (isinstance(part, dict) and part.get("type") == "image_url"):
+                    continue
+                ref = part.get("image_url")
+                url = ref.get("url") if isinstance(ref, dict) else ref
+                decoded = _data_url(url) if isinstance(url, str) else None
+                if decoded is not None:
+                    mime, data = decoded
+                    found.append(InputImage(f"messages[{i}] image_url", mime, data, sniff_format(data)))
+        for match in MARKDOWN_DATA_IMAGE.finditer(_message_text(content)):
+            decoded = _data_url(match.group(1))
+            if decoded is not None:
+                mime, data = decoded
+                found.append(InputImage(f"messages[{i}] markdown", mime, data, sniff_format(data)))
+    return tuple(found)
+
+
+def plan_chat(body: object, models: Sequence[str]) -> ImageJob | TextJob | Reply:
+    """`handle_chat_completions` for the three kinds of model names it tells apart."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return plain(422, f"{UNPROCESSABLE}: missing field `model`")
+    if not isinstance(body.get("messages"), list):
+        return plain(422, f"{UNPROCESSABLE}: missing field `messages`")
+    model: str = body["model"]
+    messages: list[object] = body["messages"]
+    stream = body.get("stream") is True
+    lower = model.lower()
+    if "gemini" in lower and "-image" in lower:
+        job = ImageJob(
+            route="chat",
+            model=model,
+            geometry=resolve_geometry(
+                model, _json_str(body, "size"), _json_str(body, "quality"), _json_str(body, "imageSize")
+            ),
+            prompt=chat_prompt(messages),
+            response_format="markdown",
+            inputs=chat_inputs(messages),
+            stream=stream,
+        )
+        if quota_bucket(model) not in models:
+            error = {"error": {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}}
+            return _with_error(job, json_reply(404, error), upstream=True)
+        if any(image.sniffed is None for image in job.inputs):
+            return _with_error(job, upstream_image_error("chat"), upstream=True)
+        return job
+    if any(word in lower for word in ("image", "dall-e", "midjourney")):
+        return plain(502, QUOTA_ERROR.format(model))
+    return TextJob(model, chat_prompt(messages), stream)
+
+
+def images_response(
+    pictures: Sequence[tuple[bytes, str]], response_format: str, created: int
+) -> dict[str, Any]:
+    items = []
+    for data, mime in pictures:
+        b64 = base64.b64encode(data).decode("ascii")
+        items.append({"url": f"data:{mime};base64,{b64}"} if response_format == "url" else {"b64_json": b64})
+    return {"created": created, "data": items}

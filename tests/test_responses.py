@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from image_gen_local.responses import AnswerError, all_sources, decode_source, parse_answer
+from image_gen_local.responses import AnswerError, UnsafeSource, all_sources, decode_source, parse_answer
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
 
@@ -14,7 +14,7 @@ def sources(body: dict | str | bytes) -> list[str]:
 
 
 def test_images_api_b64_and_url():
-    assert sources({"data": [{"b64_json": PNG}]}) == ["b64:" + PNG]
+    assert sources({"data": [{"b64_json": PNG}]}) == [PNG]
     assert sources({"data": [{"url": "data:image/png;base64," + PNG}]}) == ["data:image/png;base64," + PNG]
     assert sources({"data": [{"url": "https://cdn.example/x.png"}]}) == ["https://cdn.example/x.png"]
     assert sources({"data": []}) == []
@@ -91,11 +91,12 @@ def test_unparseable_answers(body):
 
 
 def test_decode_source():
-    assert decode_source("b64:" + PNG).startswith(b"\x89PNG")
+    assert decode_source(PNG).startswith(b"\x89PNG")
+    assert decode_source(PNG[:8] + "\n" + PNG[8:]).startswith(b"\x89PNG")  # line breaks tolerated
     assert decode_source("data:image/png;base64," + PNG).startswith(b"\x89PNG")
     assert decode_source("https://x/y.png") is None
-    for bad in ("file:///etc/passwd", "ftp://x/y", "javascript:alert(1)", "/tmp/x.png"):
-        with pytest.raises(ValueError):
+    for bad in ("file:///etc/passwd", "ftp://x/y", "javascript:alert(1)", "FILE:/x"):
+        with pytest.raises(UnsafeSource):
             decode_source(bad)
     with pytest.raises(ValueError):
-        decode_source("b64:not base64!!")
+        decode_source("not base64!!")

@@ -14,7 +14,7 @@ import email.policy
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -113,6 +113,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = TEXT_PLAIN
     delay: float = 0.0
+    reset: str | None = None  # "before": drop the connection unanswered; "during": halfway through the body
+    chunks: Callable[[], Iterator[bytes]] | None = None  # a body produced while it is sent (never in memory)
+    length: int | None = None  # the Content-Length of `chunks`
 
     @property
     def payload(self) -> bytes:
@@ -198,9 +201,14 @@ def json_reply(status: int, obj: object) -> Reply:
     return Reply(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), content_type=APPLICATION_JSON)
 
 
+CONTROL_PATH = "/emulator/faults"  # the emulator's own control endpoint, not a server route
+
+
 def route_for(path: str) -> tuple[str, tuple[str, ...]]:
     """Route name and allowed methods for a request path (query string ignored)."""
     bare = path.split("?", 1)[0]
+    if bare == CONTROL_PATH:
+        return "control", ("GET", "POST")
     for route_path, name, methods in ROUTES:
         if bare == route_path:
             return name, methods

@@ -288,5 +288,5 @@ def main(
         if console.verbose:
             import traceback
 
-            traceback.print_exc(file=console.stderr)
+            console.say(traceback.format_exc().rstrip())
         return ExitCode.UNEXPECTED

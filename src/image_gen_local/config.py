@@ -17,11 +17,6 @@ from urllib.parse import urlsplit, urlunsplit
 from .errors import UsageError
 from .protocol import ROUTES
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 DEFAULT_BASE_URL = "http://127.0.0.1:8045/v1"
 DEFAULT_MODEL = "gemini-3-pro-image"
 DEFAULT_OUTPUT_DIR = "~/clawd/tmp/image-gen"  # the seed skill's folder, kept so existing agents find files
@@ -77,6 +72,10 @@ def read_config_file(path: Path, required: bool = False) -> dict[str, Any]:
         if required:
             raise UsageError(f"config file {path} does not exist", "fix IMAGE_GEN_CONFIG or create the file")
         return {}
+    if sys.version_info >= (3, 11):  # imported here: most runs have no config file
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

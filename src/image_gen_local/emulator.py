@@ -16,13 +16,12 @@ import contextlib
 import hmac
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,6 +54,16 @@ from .antigravity import (
     split_edit_form,
     upstream_image_error,
 )
+from .faults import (
+    FaultPlan,
+    FaultSpec,
+    Pictures,
+    early_reply,
+    late_reply,
+    parse_pool,
+    parse_spec,
+    parse_specs,
+)
 from .synthetic import render_job
 
 __all__ = ["Emulator", "EmulatorConfig", "RecordedRequest", "Reply", "serve"]
@@ -72,6 +81,10 @@ class EmulatorConfig:
     models: tuple[str, ...] = (PRO_IMAGE, FLASH_IMAGE)
     image_format: str = "png"
     verbose: bool = False
+    faults: str = ""  # a script of fault names for the next image requests, e.g. "429-retry-delay,ok,500"
+    fault_rate: float = 0.0  # then, the chance that an image request gets a random fault from the pool
+    fault_pool: str = "transient"  # "transient", "all", or fault names
+    seed: int | None = None  # for repeatable random faults
 
     def __post_init__(self) -> None:
         fmt = self.image_format.lower()
@@ -97,7 +110,8 @@ class RecordedRequest:
     image_size: str | None = None  # the imageSize the server would forward upstream; None = upstream default
     effective_prompt: str | None = None
     status: int = 0  # what the emulator answered
-    scripted: bool = False  # answered from Emulator.script()
+    scripted: bool = False  # answered from Emulator.script() or a fault
+    fault: str | None = None  # the fault injected into this answer
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP
@@ -109,20 +123,12 @@ class _State:
 
     config: EmulatorConfig
     requests: list[RecordedRequest]
+    plan: FaultPlan
     lock: threading.Lock = field(default_factory=threading.Lock)
-    scripted: deque[Reply] = field(default_factory=deque)
 
     def record(self, request: RecordedRequest) -> None:
         with self.lock:
             self.requests.append(request)
-
-    def push(self, replies: Sequence[Reply]) -> None:
-        with self.lock:
-            self.scripted.extend(replies)
-
-    def pop(self) -> Reply | None:
-        with self.lock:
-            return self.scripted.popleft() if self.scripted else None
 
 
 class _BodyError(Exception):
@@ -138,6 +144,7 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.state = state
         self._connections: set[socket.socket] = set()
+        self._resets: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -152,9 +159,21 @@ class _Server(ThreadingHTTPServer):
             self._connections.add(request)
         super().process_request(request, client_address)
 
+    def reset(self, connection: socket.socket) -> None:
+        """Have this connection closed with a TCP reset (RST) instead of an orderly FIN."""
+        with self._connections_lock:
+            self._resets.add(connection)
+
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.discard(request)
+            reset = request in self._resets
+            self._resets.discard(request)
+        if reset:
+            with contextlib.suppress(OSError):
+                request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.close()
+            return
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -227,6 +246,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _send(self, reply: Reply) -> None:
+        if reply.reset == "before":
+            self.close_connection = True
+            self.server.reset(self.connection)
+            return
         payload = reply.payload
         names = {name.lower() for name in reply.headers}
         self.send_response(reply.status)
@@ -238,9 +261,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         if self.close_connection and "connection" not in names:
             self.send_header("Connection", "close")
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(reply.length if reply.chunks else len(payload)))
         self.end_headers()
-        if self.command != "HEAD" and payload:
+        if self.command == "HEAD":
+            return
+        if reply.chunks is not None:
+            for chunk in reply.chunks():
+                self.wfile.write(chunk)
+        elif reply.reset == "during":
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.server.reset(self.connection)
+        elif payload:
             self.wfile.write(payload)
 
     def _authorized(self, api_key: str | None) -> bool:
@@ -291,12 +324,23 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> Reply:
         config = state.config
         content_type = self.headers.get("Content-Type")
+        if route == "control":
+            return _control(state.plan, self.command, content_type, raw)
+        fault: FaultSpec | None = None
         if self.command == "POST" and route in IMAGE_ROUTES:
-            scripted = state.pop()
-            if scripted is not None:
+            item = state.plan.next()
+            if isinstance(item, Reply):
                 record.scripted = True
                 record.body, record.files = _peek(route, content_type, raw)
-                return scripted
+                return item
+            if item is not None and not item.fault.late:
+                record.scripted, record.fault = True, str(item)
+                record.body, record.files = _peek(route, content_type, raw)
+                model = str(record.body.get("model") or PRO_IMAGE)
+                return early_reply(
+                    item, route, model, lambda pictures: _pictures_reply(route, model, pictures)
+                )
+            fault = item
         if route != "health" and not record.authorized:
             return empty(401)
         if route == "other":
@@ -325,7 +369,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if route == "generations"
                 else plan_chat(parsed, config.models)
             )
-        return _execute(plan, record, config)
+        reply, pictures = _execute(plan, record, config)
+        if fault is None:
+            return reply
+        record.scripted, record.fault = True, str(fault)
+        job = plan if isinstance(plan, ImageJob) else None
+        return late_reply(fault, reply, pictures, lambda found: _job_reply(job, found) if job else reply)
 
 
 def _peek(route: str, content_type: str | None, raw: bytes) -> tuple[dict[str, Any], list[Any]]:
@@ -356,36 +405,72 @@ def _chat_reply(model: str, content: str, stream: bool) -> Reply:
     return json_reply(200, chat_completion(model, content, created, completion_id))
 
 
-def _execute(plan: ImageJob | TextJob | Reply, record: RecordedRequest, config: EmulatorConfig) -> Reply:
+def _pictures_reply(
+    route: str, model: str, pictures: Pictures, response_format: str = "b64_json", stream: bool = False
+) -> Reply:
+    """Pictures answered the way the route answers: `data[]` on the images API, markdown on chat."""
+    if route == "chat":
+        content = "".join(
+            markdown_image(mime, base64.b64encode(data).decode("ascii")) for data, mime in pictures
+        )
+        return _chat_reply(model, content, stream)
+    reply = json_reply(200, images_response(pictures, response_format, int(time.time())))
+    reply.headers["X-Account-Email"] = "emulator@localhost"
+    if route == "edits":
+        reply.headers["X-Mapped-Model"] = model
+    return reply
+
+
+def _job_reply(job: ImageJob, pictures: Pictures) -> Reply:
+    return _pictures_reply(job.route, job.model, pictures, job.response_format, job.stream)
+
+
+def _execute(
+    plan: ImageJob | TextJob | Reply, record: RecordedRequest, config: EmulatorConfig
+) -> tuple[Reply, Pictures | None]:
     """Answer a plan; `config.latency` stands for the upstream call, so only what would reach it waits."""
     if isinstance(plan, Reply):
-        return plan
+        return plan, None
     if isinstance(plan, TextJob):
         record.model, record.effective_prompt = plan.model, plan.prompt
         reply = _chat_reply(plan.model, TEXT_REPLY, plan.stream)
         reply.delay = config.latency
-        return reply
+        return reply, None
     job = plan
     record.model, record.aspect_ratio = job.model, job.geometry.ratio
     record.image_size, record.effective_prompt = job.geometry.image_size, job.prompt
     record.files = [_file_row(item) for item in job.inputs]
     if job.error is not None:
-        return replace(job.error, delay=config.latency if job.upstream_error else 0.0)
+        return replace(job.error, delay=config.latency if job.upstream_error else 0.0), None
     pictures = render_job(job, config.image_format)
     if pictures is None:
-        return replace(upstream_image_error(job.route), delay=config.latency)
-    if job.route == "chat":
-        data, mime = pictures[0]
-        reply = _chat_reply(
-            job.model, markdown_image(mime, base64.b64encode(data).decode("ascii")), job.stream
-        )
-    else:
-        reply = json_reply(200, images_response(pictures, job.response_format, int(time.time())))
-        reply.headers["X-Account-Email"] = "emulator@localhost"
-        if job.route == "edits":
-            reply.headers["X-Mapped-Model"] = job.model
+        return replace(upstream_image_error(job.route), delay=config.latency), None
+    reply = _job_reply(job, pictures)
     reply.delay = config.latency
-    return reply
+    return reply, pictures
+
+
+def _control(plan: FaultPlan, method: str, content_type: str | None, raw: bytes) -> Reply:
+    """GET /emulator/faults shows the plan and the catalogue; POST changes it (script, rate, pool, seed)."""
+    if method == "POST":
+        body, error = parse_json_body(content_type, raw)
+        if error is not None:
+            return error
+        if not isinstance(body, dict):
+            return plain(400, "expected a JSON object with script, rate, pool, seed or clear")
+        try:
+            if body.get("clear"):
+                plan.clear()
+            if body.get("script"):
+                plan.push(parse_specs(body["script"]))
+            pool = parse_pool(body["pool"]) if "pool" in body else None
+            rate = float(body["rate"]) if "rate" in body else None
+            plan.configure(rate=rate, pool=pool, seed=body.get("seed"))
+        except (TypeError, ValueError) as exc:
+            return plain(400, str(exc))
+    elif method != "GET":
+        return empty(405)
+    return json_reply(200, plan.describe())
 
 
 # ------------------------------------------------------------------------------------------------- public
@@ -399,7 +484,13 @@ class Emulator:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
-        self._state = _State(self.config, self.requests)
+        self.faults = FaultPlan(
+            parse_specs(self.config.faults),
+            self.config.fault_rate,
+            parse_pool(self.config.fault_pool),
+            self.config.seed,
+        )
+        self._state = _State(self.config, self.requests, self.faults)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -444,9 +535,12 @@ class Emulator:
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
 
-    def script(self, *replies: Reply) -> None:
-        """Queue answers for the next POSTs to the image routes, ahead of auth and normal handling."""
-        self._state.push(replies)
+    def script(self, *items: Reply | str) -> None:
+        """Queue answers for the next POSTs to the image routes, ahead of auth and normal handling.
+
+        Each item is a Reply to send as it is, or a fault spec such as "429-retry-delay:0.1" or "ok".
+        """
+        self.faults.push(item if isinstance(item, Reply) else parse_spec(item) for item in items)
 
 
 def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8045) -> None:

@@ -22,7 +22,7 @@ from .failures import Failure, Kind, classify, looks_like_html
 from .images import InputImage, Picture
 from .progress import HEARTBEAT_SECONDS, Heartbeat
 from .protocol import CHAT, CLIPROXYAPI, IMAGES, Call
-from .responses import AnswerError, all_sources, decode_source, parse_answer
+from .responses import AnswerError, UnsafeSource, all_sources, decode_source, parse_answer
 from .retry import RetryPolicy, attempt_timeout, backoff
 from .servers import ServerCache, ServerInfo, detect_kind, model_ids, other_tier
 
@@ -319,17 +319,29 @@ class Generator:
             return exc.failure
 
     def _read(self, answer: HttpAnswer, timeout: float) -> Picture | Failure:
-        """Turn an HTTP answer into a verified picture or a classified failure."""
+        """Turn an HTTP answer into a verified picture or a classified failure.
+
+        Each stage is released as soon as the next exists (raw body, parsed answer, base64 text), so a 4K
+        answer is held about twice at most, not five times.
+        """
         if answer.status != 200:
             return classify(answer.status, answer.text, answer.headers)
-        if "html" in answer.content_type or looks_like_html(answer.body[:300].decode("utf-8", "replace")):
+        head = bytes(answer.body[:300]).decode("utf-8", "replace")
+        if "html" in answer.content_type or looks_like_html(head):
             return Failure(
                 Kind.NOT_IMAGE_API, "the server answered with an HTML page, not the image API", 200
             )
         try:
-            parsed = parse_answer(answer.body, streamed="event-stream" in answer.content_type)
+            text = answer.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return Failure(Kind.BAD_ANSWER, "the server's answer is not UTF-8 text", 200)
+        finally:
+            answer.body = b""
+        try:
+            parsed = parse_answer(text, streamed="event-stream" in answer.content_type)
         except AnswerError as exc:
             return Failure(Kind.BAD_ANSWER, str(exc), 200)
+        del text
         if parsed.error:
             return classify(200, parsed.error)
         sources = all_sources(parsed)
@@ -343,11 +355,15 @@ class Generator:
             )
             return Failure(Kind.NO_IMAGE, detail, 200)
         source = sources[-1]  # chat answers may carry draft "thought" pictures first
+        del sources, parsed
         try:
             data = decode_source(source)
             if data is None:
                 data = self.transport.download(source, timeout)
+            del source
             return images.read_picture(data)
+        except (UnsafeSource, images.PictureRefused) as exc:
+            return Failure(Kind.HOSTILE, str(exc), 200)
         except ValueError as exc:
             return Failure(Kind.BAD_ANSWER, str(exc), 200)
 

@@ -33,6 +33,7 @@ class Kind(str, Enum):
     INPUT_REJECTED = "input_rejected"  # the server could not read an input picture
     BAD_REQUEST = "bad_request"  # 4xx we cannot fix by retrying
     BAD_ANSWER = "bad_answer"  # a picture that is not a picture, truncated JSON
+    HOSTILE = "hostile_answer"  # a decompression bomb, an oversized body, a file: URL: refused, not retried
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ _EXIT: dict[Kind, ExitCode] = {
     Kind.INPUT_REJECTED: ExitCode.BAD_INPUT,
     Kind.BAD_REQUEST: ExitCode.UNEXPECTED,
     Kind.BAD_ANSWER: ExitCode.NO_IMAGE,
+    Kind.HOSTILE: ExitCode.NO_IMAGE,
 }
 
 _FIX: dict[Kind, str] = {
@@ -97,6 +99,7 @@ _FIX: dict[Kind, str] = {
     Kind.INPUT_REJECTED: "the server could not read an --image file: convert it to PNG or JPEG and retry",
     Kind.BAD_REQUEST: "this is likely a bug in image-gen-local or an unsupported server: please report it",
     Kind.BAD_ANSWER: "the server sent a broken answer: try again",
+    Kind.HOSTILE: "the answer was refused for safety; check what is listening at --base-url",
 }
 
 MAX_DETAIL = 240

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import InputImageError
 
@@ -30,6 +30,10 @@ _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": 
 _EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 _ORIENTATION = 0x0112
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+
+
+class PictureRefused(ValueError):
+    """An answer we refuse to decode at all: it declares an absurd size."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ def load_input(path: Path) -> InputImage:
         raise InputImageError(f"--image {shown}: no such file", "check the path")
     if path.is_dir():
         raise InputImageError(f"--image {shown} is a folder, not a picture", "give the picture's file path")
+    if not path.is_file():
+        raise InputImageError(
+            f"--image {shown} is not a regular file (a pipe or device?)", "give a picture file"
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -138,6 +146,8 @@ def load_input(path: Path) -> InputImage:
             image.draft(
                 "RGB", (MAX_INPUT_SIDE, MAX_INPUT_SIDE)
             )  # decode big JPEGs at reduced scale: fast, small
+        from PIL import ImageOps  # only input pictures need it; keeps start-up light for text-to-image
+
         image.load()
         image = ImageOps.exif_transpose(image)
     except Exception:
@@ -182,12 +192,12 @@ def read_picture(data: bytes) -> Picture:
     try:
         image = _open(data)
     except Image.DecompressionBombError:
-        raise ValueError("the picture declares an absurd size (decompression bomb)") from None
+        raise PictureRefused("the picture declares an absurd size (decompression bomb)") from None
     except Exception:
         raise ValueError(f"the server sent {len(data)} bytes that are not a picture") from None
     w, h = image.size
     if w * h > MAX_ANSWER_PIXELS:
-        raise ValueError(f"the picture declares {w}x{h} pixels, far beyond any real answer")
+        raise PictureRefused(f"the picture declares {w}x{h} pixels (a decompression bomb); refused")
     try:
         image.load()
     except Exception:

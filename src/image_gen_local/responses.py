@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ _SAFETY_REASONS = {
 class Answer:
     """What an answer carried: picture sources (in order, the final one last) and any text."""
 
-    sources: list[str] = field(default_factory=list)  # data: URLs, http(s) URLs, or "b64:<base64>"
+    sources: list[str] = field(default_factory=list)  # data: URLs, http(s) URLs, or bare base64
     text: str = ""
     finish_reason: str | None = None
     error: str | None = None  # an error object inside a 200 answer
@@ -50,11 +51,15 @@ class AnswerError(ValueError):
     """The answer is not JSON, or not a shape we know."""
 
 
-def parse_json(body: bytes) -> Any:
+class UnsafeSource(ValueError):
+    """The answer points at something we never follow (file:, ftp:, a local path)."""
+
+
+def parse_json(body: bytes | bytearray | str) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        head = body[:80].decode("utf-8", "replace").strip()
+        head = (body[:80] if isinstance(body, str) else bytes(body[:80]).decode("utf-8", "replace")).strip()
         if head.lower().startswith(("<!doctype", "<html")):
             raise AnswerError("the server answered with an HTML page, not JSON") from None
         if not body.strip():
@@ -62,11 +67,12 @@ def parse_json(body: bytes) -> Any:
         raise AnswerError(f"the server's answer is not valid JSON ({exc.__class__.__name__})") from None
 
 
-def parse_answer(body: bytes, *, streamed: bool = False) -> Answer:
+def parse_answer(body: bytes | bytearray | str, *, streamed: bool = False) -> Answer:
     """Parse an images-API or chat answer (or an SSE stream of chat chunks)."""
-    if streamed or body.lstrip().startswith(b"data:"):
-        return _parse_sse(body)
-    data = parse_json(body)
+    text = body if isinstance(body, str) else bytes(body).decode("utf-8", "replace")
+    if streamed or text[:64].lstrip().startswith("data:"):
+        return _parse_sse(text)
+    data = parse_json(text)
     if not isinstance(data, dict):
         raise AnswerError("the server's answer is not a JSON object")
     answer = Answer()
@@ -85,7 +91,7 @@ def _collect(data: dict[str, Any], answer: Answer) -> None:
             if not isinstance(item, dict):
                 continue
             if isinstance(item.get("b64_json"), str) and item["b64_json"]:
-                answer.sources.append("b64:" + item["b64_json"])
+                answer.sources.append(item["b64_json"])  # kept as is: a 4K picture is ~40 MB of text
             elif isinstance(item.get("url"), str) and item["url"]:
                 answer.sources.append(item["url"])
     for choice in data.get("choices") or []:
@@ -130,18 +136,18 @@ def _part_url(part: dict[str, Any]) -> str | None:
         return image_url
     for key in ("b64_json", "image_base64"):
         if isinstance(part.get(key), str):
-            return "b64:" + part[key]
+            return part[key]
     return None
 
 
-def _parse_sse(body: bytes) -> Answer:
+def _parse_sse(body: str) -> Answer:
     answer = Answer()
-    for raw in body.split(b"\n"):
+    for raw in body.split("\n"):
         line = raw.strip()
-        if not line.startswith(b"data:"):
+        if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
-        if not payload or payload == b"[DONE]":
+        if not payload or payload == "[DONE]":
             continue
         try:
             chunk = json.loads(payload)
@@ -154,7 +160,7 @@ def _parse_sse(body: bytes) -> Answer:
 
 def markdown_sources(text: str) -> list[str]:
     """Picture URLs in markdown image syntax, in order of appearance."""
-    return [re.sub(r"\s+", "", m.group(1)) for m in _MARKDOWN_IMAGE.finditer(text)]
+    return [m.group(1) for m in _MARKDOWN_IMAGE.finditer(text)]
 
 
 def all_sources(answer: Answer) -> list[str]:
@@ -163,22 +169,34 @@ def all_sources(answer: Answer) -> list[str]:
 
 
 def decode_source(source: str) -> bytes | None:
-    """The bytes of an inline source (`data:` URL or `b64:`), or None for an http(s) URL to download.
+    """The bytes of an inline source (a `data:` URL or bare base64), or None for an http(s) URL to download.
 
-    Raises ValueError for invalid base64, and for any other scheme (file:, ftp:, ...): never followed.
+    A source with no scheme is bare base64 (the alphabet has no ':'). Raises UnsafeSource for any scheme
+    but http(s) and data (file:, ftp:, ...), and ValueError for base64 that does not decode.
     """
-    if source.startswith("b64:"):
-        payload = source[4:]
-    elif source.startswith("data:"):
-        header, sep, payload = source.partition(",")
-        if not sep or ";base64" not in header:
-            raise ValueError("the server sent a data URL that is not base64")
-    elif source.lower().startswith(("http://", "https://")):
+    head = source[:64]
+    if ":" not in head:
+        return _b64decode(source)
+    scheme = head.split(":", 1)[0].lower()
+    if scheme in ("http", "https"):
         return None
-    else:
-        scheme = source.split(":", 1)[0] if ":" in source else "a relative path"
-        raise ValueError(f"the server pointed at a {scheme!r} URL; only http(s) and data URLs are followed")
+    if scheme != "data":
+        raise UnsafeSource(f"the server pointed at a {scheme!r} URL; only http(s) and data URLs are followed")
+    comma = source.find(",")
+    if comma < 0 or ";base64" not in source[:comma]:
+        raise ValueError("the server sent a data URL that is not base64")
+    return _b64decode(source[comma + 1 :])
+
+
+def _b64decode(text: str) -> bytes:
+    """Decode without extra copies of multi-megabyte text; tolerate line breaks inside it."""
     try:
-        return base64.b64decode("".join(payload.split()), validate=True)
+        if sys.version_info >= (3, 11):
+            return binascii.a2b_base64(text, strict_mode=True)
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("the server sent base64 that does not decode") from None

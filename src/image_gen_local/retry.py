@@ -2,7 +2,8 @@
 
 The server's images path rotates accounts without backing off, so the client must: honour what the
 server asked for (Retry-After, Google's retryDelay), else back off exponentially with jitter so parallel
-agents do not retry in lockstep.
+agents do not retry in lockstep. The first retry is quick: the proxy answers the next request from another
+account, which often has capacity.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from .failures import Failure, Kind
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    first_delay: float = 2.0  # resets, 5xx, a broken answer
-    rate_limit_delay: float = 5.0  # 429 without a stated delay: 5, 10, 20, 40, 60
+    first_retry: float = 1.0  # any transient failure without a stated delay, the first time
+    first_delay: float = 2.0  # then: resets, 5xx, a broken answer
+    rate_limit_delay: float = 5.0  # 429 without a stated delay: 1, then 5, 10, 20, 40, 60
     capacity_delay: float = 10.0  # 503 capacity exhausted
     max_delay: float = 60.0
     jitter: float = 0.25  # +-25 %
@@ -43,11 +45,14 @@ def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Ran
     if failure.retry_after is not None:
         # Stated delays are honoured plus a little slack, never less.
         return min(policy.max_delay * 5, failure.retry_after * (1 + rng.uniform(0, policy.jitter / 2)) + 0.05)
-    if failure.kind is Kind.RATE_LIMIT:
-        base = policy.rate_limit_delay
-    elif failure.kind is Kind.CAPACITY and failure.status == 503:
-        base = policy.capacity_delay
+    if attempt <= 1:
+        delay = policy.first_retry
     else:
-        base = policy.first_delay
-    delay = min(policy.max_delay, base * 2 ** max(0, attempt - 1))
+        if failure.kind is Kind.RATE_LIMIT:
+            base = policy.rate_limit_delay
+        elif failure.kind is Kind.CAPACITY and failure.status == 503:
+            base = policy.capacity_delay
+        else:
+            base = policy.first_delay
+        delay = min(policy.max_delay, base * 2 ** (attempt - 2))
     return max(0.0, delay * (1 + rng.uniform(-policy.jitter, policy.jitter)))

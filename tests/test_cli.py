@@ -128,12 +128,13 @@ def _png_answer() -> str:
     )
 
 
-def test_sigterm_mid_request_leaves_nothing(make_emulator, out_dir):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_request_leaves_nothing(make_emulator, out_dir, sig, code):
     emu = make_emulator(latency=5)
     env = {**os.environ, "IMAGE_GEN_BASE_URL": emu.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out_dir)}
     env.pop("PYTHONPATH", None)
     proc = subprocess.Popen(
-        [sys.executable, "scripts/gen.py", "slow"],
+        [sys.executable, "scripts/gen.py", "slow", "-n", "2"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -143,10 +144,11 @@ def test_sigterm_mid_request_leaves_nothing(make_emulator, out_dir):
     deadline = time.monotonic() + 30
     while not any(r.route == "generations" for r in emu.requests) and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == code
     assert stdout == "" and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
     assert list(out_dir.iterdir()) == []
 
 

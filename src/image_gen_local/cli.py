@@ -203,15 +203,55 @@ def run_emulator(argv: Sequence[str], console: Console) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each picture")
     parser.add_argument("--format", default="png", choices=("png", "jpeg", "webp"), help="picture format")
     parser.add_argument("--models", help="comma-separated image models that have quota")
+    parser.add_argument(
+        "--faults",
+        default="",
+        metavar="LIST",
+        help="faults for the next image requests, in order, e.g. 429-retry-delay,ok,reset-during",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="then, the chance (0-1) of a random fault per image request",
+    )
+    parser.add_argument(
+        "--fault-pool",
+        default="transient",
+        metavar="POOL",
+        help="faults drawn at random: transient (default), all, or a list of names",
+    )
+    parser.add_argument("--seed", type=int, help="random seed for repeatable faults")
+    parser.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request on stderr")
     args = parser.parse_args(argv)
     from .emulator import EmulatorConfig, serve
+    from .faults import CATALOGUE
 
-    config = EmulatorConfig(
-        api_key=args.api_key, latency=args.latency, image_format=args.format, verbose=args.verbose
-    )
-    if args.models:
-        config.models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if args.list_faults:
+        for fault in CATALOGUE.values():
+            default = f" (default {fault.default:g})" if fault.default is not None else ""
+            console.result(f"{fault.name:16} {fault.recovery:12} {fault.summary}{default}")
+        return ExitCode.OK
+    try:
+        config = EmulatorConfig(
+            api_key=args.api_key,
+            latency=args.latency,
+            image_format=args.format,
+            verbose=args.verbose,
+            faults=args.faults,
+            fault_rate=args.fault_rate,
+            fault_pool=args.fault_pool,
+            seed=args.seed,
+        )
+        if args.models:
+            config.models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        from .emulator import Emulator
+
+        Emulator(config)  # validates the fault options before binding the port
+    except ValueError as exc:
+        raise UsageError(str(exc), "see `image-gen emulator --list-faults`") from None
     try:
         serve(config, args.host, args.port)
     except OSError as exc:
@@ -250,8 +290,13 @@ def run_demo(argv: Sequence[str], console: Console, env: dict[str, str]) -> int:
     return demo(settings, console)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread: it unwinds like Ctrl-C (no `except Exception` can swallow it),
+    so every `finally` runs and temporary files are removed."""
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds like Ctrl-C, so temporary files are removed
+    raise Terminated
 
 
 def main(
@@ -280,9 +325,9 @@ def main(
     except ImageGenError as exc:
         console.error(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
         console.error("interrupted; nothing partial was left behind")
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # a bug: still one line, with what to do
         console.error(f"unexpected {type(exc).__name__}: {exc}; please report it (rerun with -v for details)")
         if console.verbose:

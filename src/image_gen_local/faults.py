@@ -26,9 +26,7 @@ OK = "ok"  # in a script: answer normally
 class Fault:
     name: str
     summary: str
-    recoverable: (
-        bool  # a good client still delivers the picture (by retrying, or by reading the answer right)
-    )
+    recovery: str  # what a good client does: retry, retry-once, other-model, take-last or stop
     late: bool = False  # changes the server's own answer instead of replacing it
     default: float | None = None  # default argument
 
@@ -55,35 +53,38 @@ _SPA_PAGE = (
 CATALOGUE: dict[str, Fault] = {
     f.name: f
     for f in (
-        Fault("429-retry-delay", "429, plain text with Google's JSON and retryDelay (s)", True, default=1.17),
-        Fault("429-retry-after", "429 with a Retry-After header (s)", True, default=1),
-        Fault("429-exhausted", "429 All accounts exhausted", True),
-        Fault("503-capacity", "503 MODEL_CAPACITY_EXHAUSTED", True),
-        Fault("500", "500 Internal error encountered.", True),
-        Fault("reset-before", "connection reset before any answer", True),
-        Fault("reset-during", "connection reset in the middle of the body", True, late=True),
-        Fault("truncated-json", "200 with the JSON body cut in half", True, late=True),
-        Fault("502-no-image", "502 No images generated (usually a silent safety block)", False),
-        Fault("empty-data", "200 with no picture in it (data: [])", False),
-        Fault("partial", "200 with one picture fewer than asked", False, late=True),
-        Fault("content-filter", "200 chat answer, text only, finish_reason content_filter", False),
-        Fault("drafts", "two draft pictures before the final one", True, late=True),
-        Fault("slow", "the answer comes after a delay (s)", False, late=True, default=30),
-        Fault("503-disabled", "503 Proxy service is currently disabled", False),
-        Fault("502-no-quota", "502 No accounts available with quota for model", False),
-        Fault("401", "401 with an empty body", False),
-        Fault("403-validation", "403 VALIDATION_REQUIRED (account needs verification)", False),
-        Fault("404-model", "404 JSON Requested entity was not found (model missing)", False),
-        Fault("413", "413 length limit exceeded", False),
-        Fault("html", "200 with an HTML page", False),
-        Fault("bad-base64", "200 with base64 that is not a picture", False),
-        Fault("corrupt-png", "200 with a truncated PNG", False),
-        Fault("bomb", "200 with a PNG declaring 50000x50000 pixels", False),
-        Fault("huge", "200 with a body of N MB, streamed (MB)", False, default=500),
+        Fault(
+            "429-retry-delay", "429, plain text with Google's JSON and retryDelay (s)", "retry", default=1.17
+        ),
+        Fault("429-retry-after", "429 with a Retry-After header (s)", "retry", default=1),
+        Fault("429-exhausted", "429 All accounts exhausted", "retry"),
+        Fault("503-capacity", "503 MODEL_CAPACITY_EXHAUSTED", "retry"),
+        Fault("500", "500 Internal error encountered.", "retry"),
+        Fault("reset-before", "connection reset before any answer", "retry"),
+        Fault("reset-during", "connection reset in the middle of the body", "retry", late=True),
+        Fault("truncated-json", "200 with the JSON body cut in half", "retry-once", late=True),
+        Fault("502-no-image", "502 No images generated (usually a silent safety block)", "retry-once"),
+        Fault("empty-data", "200 with no picture in it (data: [])", "retry-once"),
+        Fault("partial", "200 with one picture fewer than asked", "retry-once", late=True),
+        Fault("content-filter", "200 chat answer, text only, finish_reason content_filter", "stop"),
+        Fault("drafts", "two draft pictures before the final one", "take-last", late=True),
+        Fault("slow", "the answer comes after a delay (s)", "stop", late=True, default=30),
+        Fault("503-disabled", "503 Proxy service is currently disabled", "stop"),
+        Fault("502-no-quota", "502 No accounts available with quota for model", "other-model"),
+        Fault("401", "401 with an empty body", "stop"),
+        Fault("403-validation", "403 VALIDATION_REQUIRED (account needs verification)", "stop"),
+        Fault("404-model", "404 JSON Requested entity was not found (model missing)", "other-model"),
+        Fault("413", "413 length limit exceeded", "stop"),
+        Fault("html", "200 with an HTML page", "stop"),
+        Fault("bad-base64", "200 with base64 that is not a picture", "retry-once"),
+        Fault("corrupt-png", "200 with a truncated PNG", "retry-once"),
+        Fault("bomb", "200 with a PNG declaring 50000x50000 pixels", "stop"),
+        Fault("huge", "200 with a body of N MB, streamed (MB)", "stop", default=500),
     )
 }
-# Faults a healthy-but-busy real server produces; the random pool by default.
-TRANSIENT = tuple(name for name, fault in CATALOGUE.items() if fault.recoverable and name != "drafts")
+RECOVERIES = ("retry", "retry-once", "other-model", "take-last", "stop")
+# Faults a healthy-but-busy real server produces: the random pool by default.
+TRANSIENT = tuple(name for name, fault in CATALOGUE.items() if fault.recovery == "retry")
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ class FaultPlan:
                 "rate": self.rate,
                 "pool": [str(spec) for spec in self.pool],
                 "catalogue": [
-                    {"name": f.name, "summary": f.summary, "recoverable": f.recoverable, "default": f.default}
+                    {"name": f.name, "summary": f.summary, "recovery": f.recovery, "default": f.default}
                     for f in CATALOGUE.values()
                 ],
             }

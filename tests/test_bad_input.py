@@ -127,6 +127,12 @@ def test_100_megapixel_input_is_downscaled_not_refused(emulator, tmp_path):
         "a cat 🐱 under a rainbow 🌈",
         "قطة على حافة النافذة",  # right-to-left
         "猫咪在窗台上，卡通风格",
+        "../../../../etc/passwd",
+        "/tmp/evil.png",
+        "C:\\Windows\\System32\\drivers",
+        "CON",
+        "nul.txt",
+        "..",
     ],
 )
 def test_unusual_prompts_are_sent_verbatim_with_safe_names(emulator, tmp_path, prompt):

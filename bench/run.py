@@ -1,4 +1,4 @@
-"""Every benchmark, one command: `python bench/run.py [--only overhead,soak] [--quick]`.
+"""Every benchmark, one command: `python bench/run.py [--only overhead,soak,batch] [--quick]`.
 
 Run it with the interpreter where the package is installed (not editable), so start-up is measured from
 byte-compiled code. Each benchmark writes its own section of bench/README.md (not with --quick).
@@ -11,10 +11,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import batch
 import overhead
 import soak
 
-SUITES: dict[str, Callable[[Sequence[str]], int]] = {"overhead": overhead.main, "soak": soak.main}
+SUITES: dict[str, Callable[[Sequence[str]], int]] = {
+    "overhead": overhead.main,
+    "soak": soak.main,
+    "batch": batch.main,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

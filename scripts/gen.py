@@ -5,6 +5,7 @@
 #     "openai>=1.40",
 #     "pillow>=10.1",
 #     "pillow-heif>=0.16",
+#     "tqdm>=4.60",
 #     "tomli>=2.0; python_version < '3.11'",
 # ]
 # ///

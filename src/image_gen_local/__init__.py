@@ -8,16 +8,20 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchOptions",
     "ExitCode",
     "Generator",
     "ImageGenError",
     "ImageRequest",
+    "Job",
     "Result",
     "SavedImage",
     "Settings",
     "__version__",
     "generate",
     "prepare",
+    "run_batch",
+    "run_jobs",
 ]
 
 from typing import Any
@@ -29,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from . import engine
 
         return getattr(engine, name)
+    if name in ("BatchOptions", "run_batch", "run_jobs", "Job"):
+        from . import batch
+
+        return getattr(batch, name)
     if name == "Settings":
         from .config import Settings
 

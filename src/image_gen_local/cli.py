@@ -11,7 +11,8 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -20,7 +21,8 @@ from .config import Settings, cache_dir, environ, resolve
 from .errors import ExitCode, ImageGenError, UsageError
 
 PROG = "image-gen"
-COMMANDS = ("generate", "demo", "emulator", "doctor")
+COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
+COMMANDS = ("generate", "batch", "demo", "emulator", "doctor")
 
 
 def marker(path: Path) -> str:
@@ -38,17 +40,25 @@ class Console:
         self.stderr = stderr
         self.secret = secret
         self.verbose = verbose
+        self.write_err: Callable[[str], None] | None = None  # a progress bar's writer, while one is shown
+        self._lock = threading.Lock()  # batch workers print too
 
     def _clean(self, text: str) -> str:
         return text.replace(self.secret, "***") if self.secret else text
 
     def result(self, line: str) -> None:
-        self.stdout.write(self._clean(line) + "\n")
-        self.stdout.flush()
+        with self._lock:
+            self.stdout.write(self._clean(line) + "\n")
+            self.stdout.flush()
 
     def say(self, message: str) -> None:
-        self.stderr.write(self._clean(f"{PROG}: {message}") + "\n")
-        self.stderr.flush()
+        line = self._clean(f"{PROG}: {message}")
+        with self._lock:
+            if self.write_err is not None:
+                self.write_err(line)
+            else:
+                self.stderr.write(line + "\n")
+                self.stderr.flush()
 
     def warn(self, message: str) -> None:
         self.say(f"warning: {message}")
@@ -79,35 +89,47 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="details on stderr")
 
 
-def generate_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Generate or transform pictures through a local OpenAI-compatible image server.",
-        epilog="Other commands: image-gen demo | emulator | doctor (each has --help). "
-        "Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
-        "7 bad input picture, 8 deadline, 9 output folder.",
-    )
-    parser.add_argument("prompt", help="what to draw, in English; - reads it from stdin")
+def picture_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """What to draw: the generate options, which in a batch are defaults for every job."""
+    each = " (default for every job)" if batch else ""
     parser.add_argument(
         "--image",
         action="append",
         default=[],
         metavar="PATH",
-        help="input picture (repeatable, at most 14; the first is the main one)",
+        help=f"input picture (repeatable, at most 14; the first is the main one){each}",
     )
     parser.add_argument(
-        "--size", metavar="WxH", help="exact pixel size; overrides --resolution/--aspect-ratio"
+        "--size", metavar="WxH", help=f"exact pixel size; overrides --resolution/--aspect-ratio{each}"
     )
-    parser.add_argument("--resolution", default="1k", metavar="1k|2k|4k", help="tier (default 1k)")
+    parser.add_argument(
+        "--resolution", default=None if batch else "1k", metavar="1k|2k|4k", help=f"tier (default 1k){each}"
+    )
     parser.add_argument(
         "--aspect-ratio",
         metavar="W:H",
-        help="e.g. 16:9 or 2.39:1 (default 1:1; with --image, the main input's ratio)",
+        help=f"e.g. 16:9 or 2.39:1 (default 1:1; with --image, the main input's ratio){each}",
     )
-    parser.add_argument("-o", "--output", metavar="FILE", help="exact file for a single picture")
     parser.add_argument(
-        "-n", "--count", default="1", metavar="N", help="pictures for this prompt (default 1)"
+        "-n",
+        "--count",
+        default=None if batch else "1",
+        metavar="N",
+        help=f"pictures per prompt (default 1){each}",
     )
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Generate or transform pictures through a local OpenAI-compatible image server.",
+        epilog="Other commands: image-gen batch | demo | emulator | doctor (each has --help). "
+        "Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
+        "7 bad input picture, 8 deadline, 9 output folder.",
+    )
+    parser.add_argument("prompt", help="what to draw, in English; - reads it from stdin")
+    picture_options(parser)
+    parser.add_argument("-o", "--output", metavar="FILE", help="exact file for a single picture")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of marker lines")
     parser.add_argument("--dry-run", action="store_true", help="print the request(s); send nothing")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -159,10 +181,17 @@ def run_generate(argv: Sequence[str], console: Console, stdin: TextIO, env: dict
     console.secret = settings.api_key
     from .engine import Generator, prepare
     from .servers import ServerCache
+    from .throttle import Throttle
 
     request = _request_from(args, stdin)
     prepared = prepare(request, settings)
-    generator = Generator(settings, warn=console.warn, info=console.info, cache=ServerCache(cache_dir(env)))
+    generator = Generator(
+        settings,
+        warn=console.warn,
+        info=console.info,
+        cache=ServerCache(cache_dir(env)),
+        throttle=Throttle(min(COUNT_CONCURRENCY, request.count)),  # -n: the batch engine's default
+    )
     if args.dry_run:
         calls = generator.dry_run(prepared)
         console.result(json.dumps({"dry_run": True, "requests": calls}, indent=2, ensure_ascii=False))
@@ -321,6 +350,10 @@ def main(
             return run_doctor(rest, console, env)
         if command == "demo":
             return run_demo(rest, console, env)
+        if command == "batch":
+            from .batch_cli import run_batch_command
+
+            return run_batch_command(rest, console, stdin or sys.stdin, env)
         return run_generate(rest, console, stdin or sys.stdin, env)
     except ImageGenError as exc:
         console.error(exc)

@@ -112,6 +112,8 @@ class RecordedRequest:
     status: int = 0  # what the emulator answered
     scripted: bool = False  # answered from Emulator.script() or a fault
     fault: str | None = None  # the fault injected into this answer
+    received: float = 0.0  # time.monotonic() when it arrived
+    answered: float = 0.0  # and when its answer was sent
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP
@@ -214,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         route, methods = route_for(self.path)
         record = RecordedRequest(self.command, self.path, route, self._authorized(state.config.api_key))
+        record.received = started
         try:
             reply = self._answer(state, record, route, methods, self._read_body())
         except _BodyError as exc:
@@ -224,8 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = plain(500, f"image-gen-local emulator internal error: {exc!r}")
         record.status = reply.status
         state.record(record)
-        if reply.delay > 0:
-            time.sleep(reply.delay)
+        if reply.delay > 0:  # the answer comes `delay` after the request arrived, rendering included
+            time.sleep(max(0.0, reply.delay - (time.monotonic() - started)))
+        record.answered = time.monotonic()
         try:
             self._send(reply)
         except (BrokenPipeError, ConnectionResetError):

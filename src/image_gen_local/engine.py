@@ -8,6 +8,7 @@ the requested geometry before an atomic save.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +26,13 @@ from .protocol import CHAT, CLIPROXYAPI, IMAGES, Call
 from .responses import AnswerError, UnsafeSource, all_sources, decode_source, parse_answer
 from .retry import RetryPolicy, attempt_timeout, backoff
 from .servers import ServerCache, ServerInfo, detect_kind, model_ids, other_tier
+from .throttle import Throttle
 
 if TYPE_CHECKING:
     from .transport import HttpAnswer, Transport
 
 MAX_PROMPT_CHARS = 32_000
+PAUSE_ALL_AFTER = 2.0  # a stated wait this long means quota or capacity is gone for everyone, not a blip
 MAX_COUNT = 100
 PROBE_TIMEOUT = 10.0
 
@@ -110,8 +113,11 @@ def check_prompt(prompt: str) -> str:
     return text
 
 
-def prepare(request: ImageRequest, settings: Settings) -> Prepared:
-    """Every check that needs no server. Raises ImageGenError; touches nothing but the output folder."""
+def prepare(request: ImageRequest, settings: Settings, check_output: bool = True) -> Prepared:
+    """Every check that needs no server. Raises ImageGenError; touches nothing but the output folder.
+
+    `check_output=False` when the caller already checked the output folder (a batch checks it once).
+    """
     prompt = check_prompt(request.prompt)
     if not 1 <= request.count <= MAX_COUNT:
         raise UsageError(f"--count {request.count} is out of range", f"use 1 to {MAX_COUNT}")
@@ -133,9 +139,15 @@ def prepare(request: ImageRequest, settings: Settings) -> Prepared:
     if request.output is not None:
         output = files.check_new_file(request.output)
         output_dir = output.parent
-    else:
+    elif check_output:
         output, output_dir = None, files.prepare_dir(settings.output_dir)
+    else:
+        output, output_dir = None, settings.output_dir.expanduser().resolve()
     return Prepared(request, prompt, inputs, plan, output_dir, output)
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 class Generator:
@@ -150,6 +162,7 @@ class Generator:
         cache: ServerCache | None = None,
         policy: RetryPolicy | None = None,
         heartbeat: float = HEARTBEAT_SECONDS,
+        throttle: Throttle | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = datetime.now,
     ) -> None:
@@ -159,6 +172,10 @@ class Generator:
         self.cache = cache
         self.policy = policy or RetryPolicy()
         self.heartbeat = heartbeat
+        self.throttle = throttle or Throttle(1)
+        self.stop_on: set[ExitCode] = set()  # failures that end the whole run (set by the batch engine)
+        self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
         self.rng = rng or random.Random()
         self.clock = clock
         self._transport: Transport | None = None
@@ -169,11 +186,12 @@ class Generator:
 
     @property
     def transport(self) -> Transport:
-        if self._transport is None:
-            from .transport import Transport  # the SDK import is slow; --help and usage errors skip it
+        with self._lock:  # workers share one connection pool
+            if self._transport is None:
+                from .transport import Transport  # the SDK import is slow; --help and usage errors skip it
 
-            self._transport = Transport(self.settings.base_url, self.settings.api_key)
-        return self._transport
+                self._transport = Transport(self.settings.base_url, self.settings.api_key)
+            return self._transport
 
     def close(self) -> None:
         if self._transport is not None:
@@ -181,11 +199,12 @@ class Generator:
 
     def server_kind(self, deadline: float, probe: bool = True) -> str:
         """Cached, else learned from /v1/models; an unknown server is treated as Antigravity."""
-        if self._server is None and self.cache is not None:
-            self._server = self.cache.get(self.settings.base_url)
-        if self._server is None and probe:
-            self._server = self.probe(min(PROBE_TIMEOUT, max(0.1, deadline - time.monotonic())))
-        return self._server.kind if self._server else protocol.ANTIGRAVITY
+        with self._probe_lock:  # workers starting together ask once
+            if self._server is None and self.cache is not None:
+                self._server = self.cache.get(self.settings.base_url)
+            if self._server is None and probe:
+                self._server = self.probe(min(PROBE_TIMEOUT, max(0.1, deadline - time.monotonic())))
+            return self._server.kind if self._server else protocol.ANTIGRAVITY
 
     def probe(self, timeout: float) -> ServerInfo | None:
         from .responses import parse_json
@@ -229,28 +248,25 @@ class Generator:
     # --- the real thing -----------------------------------------------------------------------------------
 
     def run(self, prepared: Prepared, on_saved: Callable[[SavedImage], None] | None = None) -> Result:
-        result = Result()
+        """All pictures of one request, within one deadline, through the batch engine (for -n); as many at
+        once as this generator's throttle allows."""
+        from .batch import BatchOptions, Job, run_jobs
+
         deadline = time.monotonic() + self.settings.timeout
-        count = prepared.request.count
+        options = BatchOptions(concurrency=self.throttle.concurrency, deadline=deadline, stop_on={*_STOP_ALL})
         with Heartbeat(self.warn, self.heartbeat) as beat:
-            for index in range(count):
-                beat.status = f"picture {index + 1} of {count}: waiting for the server"
-                try:
-                    saved = self._one(prepared, index, deadline, beat)
-                except ImageGenError as exc:
-                    result.errors.append(exc)
-                    if exc.exit_code in _STOP_ALL or time.monotonic() >= deadline:
-                        break
-                    continue
-                result.images.append(saved)
-                if on_saved is not None:
-                    on_saved(saved)
-        missing = count - len(result.images) - len(result.errors)
-        if missing > 0 and result.errors:
-            self.warn(f"{missing} more picture(s) not attempted after: {result.errors[-1]}")
+            outcome = run_jobs(self, [Job(prepared=prepared)], options, on_saved=on_saved, status=beat.set)
+        [job] = outcome.jobs
+        result = Result(job.saved, job.errors)
+        missing = prepared.request.count - len(job.saved) - len(job.errors)
+        if missing > 0 and job.errors:
+            self.warn(f"{missing} more picture(s) not attempted after: {job.errors[-1]}")
         return result
 
-    def _one(self, prepared: Prepared, index: int, deadline: float, beat: Heartbeat) -> SavedImage:
+    def picture(
+        self, prepared: Prepared, index: int, deadline: float, status: Callable[[str], None] = _quiet
+    ) -> SavedImage:
+        """One picture: ask, retry inside the deadline, switch route or model when told, verify, save."""
         started = time.monotonic()
         kind = self.server_kind(deadline)
         routes = self.routes(kind)
@@ -259,25 +275,32 @@ class Generator:
         attempts = no_image = 0
         warnings: list[str] = []
         last: Failure | None = None
+        label = f"picture {index + 1} of {prepared.request.count}"
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if not self.throttle.acquire(deadline):
                 raise _deadline_error(self.settings.timeout, last)
             route = routes[route_index]
             call = protocol.build_call(
                 route, kind, prepared.prompt, self.model, prepared.plan, prepared.inputs
             )
             attempts += 1
-            beat.status = (
-                f"picture {index + 1} of {prepared.request.count}: attempt {attempts} via {call.path}"
-            )
+            status(f"{label}: attempt {attempts} via {call.path}")
             self.info(f"attempt {attempts}: POST {call.path} model={self.model}")
-            outcome = self._attempt(call, attempt_timeout(remaining))
+            try:
+                outcome = self._attempt(call, attempt_timeout(deadline - time.monotonic()))
+            except BaseException:
+                self.throttle.release(ok=False)
+                raise
             if isinstance(outcome, Picture):
+                # The slot is free before the picture is saved: the server gets its next request meanwhile.
+                self.throttle.release(ok=True)
                 return self._deliver(prepared, outcome, route, started, attempts - 1, warnings)
+            # On a failure the slot is held until we know what to do, so a failure that ends the run
+            # cancels the throttle before any other request can start.
             failure = last = outcome
             self.info(f"attempt {attempts} failed: {failure.detail}")
             if failure.kind is Kind.ROUTE and route_index + 1 < len(routes):
+                self.throttle.release(ok=False)
                 route_index += 1
                 if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
                     self._learn_kind(CLIPROXYAPI)
@@ -285,29 +308,43 @@ class Generator:
                 self.warn(f"{call.path} is not available here ({failure.detail}); using /chat/completions")
                 continue
             if failure.kind is Kind.MODEL and not fell_back and other_tier(self.model):
+                self.throttle.release(ok=False)
                 fell_back = True
                 previous, self.model = self.model, other_tier(self.model) or self.model
                 note = f"model {previous} is unavailable ({failure.detail}); trying {self.model} instead"
                 self.warn(note)
                 warnings.append(note)
                 continue
-            if not failure.retryable:
-                raise ServerError(failure.detail, failure.fix, failure.exit_code)
             if failure.kind in (Kind.NO_IMAGE, Kind.BAD_ANSWER):
                 no_image += 1
-                if no_image > self.policy.no_image_retries:
-                    raise ServerError(failure.detail, failure.fix, failure.exit_code)
             wait = backoff(self.policy, failure, attempts, self.rng)
-            if time.monotonic() + wait >= deadline:
-                raise ServerError(
-                    f"{failure.detail} (still failing after {attempts} attempt(s) in "
-                    f"{time.monotonic() - started:.0f} s)",
-                    failure.fix,
-                    failure.exit_code,
-                )
+            retries_left = self.policy.max_retries is None or attempts <= self.policy.max_retries
+            give_up = (
+                not failure.retryable
+                or no_image > self.policy.no_image_retries
+                or time.monotonic() + wait >= deadline
+                or not retries_left
+            )
+            if give_up:
+                if failure.exit_code in self.stop_on:
+                    self.throttle.cancel()
+                self.throttle.release(ok=False)
+                detail = failure.detail
+                if failure.retryable and no_image <= self.policy.no_image_retries:
+                    detail += (
+                        f" (still failing after {attempts} attempt(s) in {time.monotonic() - started:.0f} s)"
+                    )
+                raise ServerError(detail, failure.fix, failure.exit_code)
+            self.throttle.release(ok=False)
             self.warn(f"{failure.detail}; retrying in {wait:.1f} s")
-            beat.status = f"picture {index + 1} of {prepared.request.count}: waiting {wait:.0f} s to retry"
-            time.sleep(wait)
+            status(f"{label}: waiting {wait:.0f} s to retry")
+            # The whole run slows down (fewer requests at once); a long wait the server states holds back
+            # every new request; a short one (Google's usual "retry in 1.2 s") only this picture.
+            pause_all = failure.retry_after is not None and wait >= PAUSE_ALL_AFTER
+            if _overloaded(failure):
+                self.throttle.slow_down(wait, stated=pause_all)
+            if not (pause_all and _overloaded(failure)):  # a pause for all is enforced by the throttle
+                time.sleep(wait)
 
     def _attempt(self, call: Call, timeout: float) -> Picture | Failure:
         from .transport import TransportFailure
@@ -408,6 +445,11 @@ class Generator:
 
 
 _STOP_ALL = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.DEADLINE, ExitCode.OUTPUT, ExitCode.BAD_INPUT}
+
+
+def _overloaded(failure: Failure) -> bool:
+    """The server says it is too busy (as opposed to a flaky connection): the whole run should slow down."""
+    return failure.kind is Kind.RATE_LIMIT or (failure.kind is Kind.CAPACITY and failure.status == 503)
 
 
 def _deadline_error(timeout: float, last: Failure | None) -> ServerError:

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import OutputError, UsageError
@@ -40,6 +41,18 @@ def prepare_dir(directory: Path) -> Path:
             "choose another --output-dir or fix its permissions",
         ) from None
     return directory.resolve()
+
+
+def sweep_temps(directory: Path, older_than: float = 3600.0) -> int:
+    """Remove temporary files a killed run left behind (they live for milliseconds, so an hour is stale)."""
+    removed = 0
+    cutoff = time.time() - older_than
+    for temp in directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
+                removed += 1
+    return removed
 
 
 def check_new_file(path: Path) -> Path:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 HEARTBEAT_SECONDS = 15.0
 
@@ -34,7 +35,73 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=1)
 
+    def set(self, status: str) -> None:
+        self.status = status
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             elapsed = time.monotonic() - self._started
             self.say(f"still working ({elapsed:.0f} s): {self.status}")
+
+
+class BatchProgress:
+    """Counts, rate and ETA on stderr: a live bar on a terminal (tqdm), a plain line every few seconds
+    otherwise (agent runners and log files), so a long batch is never silent."""
+
+    def __init__(
+        self,
+        total: int,
+        say: Callable[[str], None],
+        stream: Any,
+        tty: bool,
+        interval: float = 5.0,
+    ) -> None:
+        self.total = total
+        self.say = say
+        self.done = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._beat: Heartbeat | None = None
+        self.writer: Callable[[str], None] | None = None  # how to print a line without breaking the bar
+        if tty:
+            from tqdm import tqdm  # only for a person watching a terminal
+
+            self._bar = tqdm(total=total, unit="pic", file=stream, dynamic_ncols=True, leave=False)
+            self.writer = lambda line: tqdm.write(line, file=stream)
+        elif interval > 0:
+            self._beat = Heartbeat(lambda _line: self.say(self.line()), interval)
+            self._beat.__enter__()
+
+    def picture(self, ok: bool, count: int = 1) -> None:
+        with self._lock:
+            self.done += count
+            self.failed += 0 if ok else count
+        if self._bar is not None:
+            self._bar.update(count)
+            if self.failed:
+                self._bar.set_postfix(failed=self.failed)
+
+    def line(self) -> str:
+        with self._lock:
+            done, failed = self.done, self.failed
+        elapsed = time.monotonic() - self.started
+        rate = done / elapsed * 60 if elapsed > 0 else 0.0
+        left = self.total - done
+        eta = f", ETA {_duration(left / rate * 60)}" if rate > 0 and left > 0 else ""
+        failures = f", {failed} failed" if failed else ""
+        return f"batch: {done}/{self.total} pictures{failures}, {rate:.1f}/min{eta}"
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._beat is not None:
+            self._beat.__exit__(None, None, None)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

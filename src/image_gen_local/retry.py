@@ -23,6 +23,7 @@ class RetryPolicy:
     max_delay: float = 60.0
     jitter: float = 0.25  # +-25 %
     no_image_retries: int = 1  # "No images generated" is usually a safety block: retry once only
+    max_retries: int | None = None  # retries per picture; None: as many as the deadline allows
 
 
 MIN_ATTEMPT_SECONDS = 240.0  # a real 4K picture can take minutes; never cut an attempt shorter than this

@@ -1,0 +1,192 @@
+"""`image-gen batch FILE`: the batch engine's command line. Parses options, hands the job file to
+`batch.run_batch`, and prints markers (stdout), progress and the summary (stderr)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .batch import BatchOptions, BatchRun, Job, run_batch
+from .cli import PROG, Console, _common, _Parser, marker, picture_options, settings_from
+from .config import cache_dir
+from .engine import SavedImage
+from .errors import UsageError
+from .jobs import parse_rate
+from .progress import BatchProgress
+from .servers import ServerCache
+
+MAX_CONCURRENCY = 16
+LISTED_FAILURES = 20
+
+
+def batch_parser() -> _Parser:
+    parser = _Parser(
+        prog=f"{PROG} batch",
+        description="Many pictures from a JSONL file (one job per line) or a text file (one prompt per "
+        "line). Rerunning the same command resumes: finished jobs are skipped.",
+        epilog='A JSONL job: {"prompt": "...", "aspect_ratio": "16:9", "resolution": "2k", '
+        '"image": ["a.jpg"], "count": 2, "output": "cover.png"}. Relative paths are relative to FILE. '
+        "--timeout applies to each picture.",
+    )
+    parser.add_argument("file", help="the job file; - reads it from stdin")
+    parser.add_argument("--concurrency", default="2", metavar="N", help="pictures at once (default 2)")
+    parser.add_argument("--rate", metavar="N/min", help="at most N requests per minute in all")
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed picture")
+    parser.add_argument("--retries", metavar="N", help="retries per picture (default: as --timeout allows)")
+    parser.add_argument(
+        "--manifest", metavar="PATH", help="outcome log (default: FILE.manifest.jsonl next to the pictures)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON document at the end instead of marker lines"
+    )
+    picture_options(parser, batch=True)
+    _common(parser)
+    return parser
+
+
+def _whole(text: str | None, name: str, low: int, high: int | None = None) -> int | None:
+    if text is None:
+        return None
+    if not text.strip().isdigit() or not low <= int(text) <= (high or int(text)):
+        limit = f"{low} to {high}" if high else f"{low} or more"
+        raise UsageError(
+            f"{name} {text!r} is not a whole number from {limit}", f"use e.g. {name} {max(low, 2)}"
+        )
+    return int(text)
+
+
+@contextlib.contextmanager
+def _job_file(name: str, stdin: TextIO) -> Iterator[tuple[Path, Path]]:
+    """The job file and the folder its relative paths start from; stdin is spooled so it can be read twice."""
+    if name != "-":
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise UsageError(f"batch file {name} does not exist or is not a file", "check the path")
+        yield path, path.resolve().parent
+        return
+    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl") as spool:
+        shutil.copyfileobj(stdin, spool)
+        spool.flush()
+        yield Path(spool.name), Path.cwd()
+
+
+def _lines(path: Path) -> Iterator[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            yield from handle
+    except UnicodeDecodeError:
+        raise UsageError(f"batch file {path} is not UTF-8 text", "save it as UTF-8") from None
+
+
+def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env: dict[str, str]) -> int:
+    args = batch_parser().parse_args(argv)
+    console.verbose = args.verbose
+    settings = settings_from(args, env)
+    console.secret = settings.api_key
+    try:
+        per_minute = parse_rate(args.rate) if args.rate else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    options = BatchOptions(
+        concurrency=_whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 2,
+        per_minute=per_minute,
+        fail_fast=args.fail_fast,
+        max_retries=_whole(args.retries, "--retries", 0),
+        manifest=Path(args.manifest).expanduser() if args.manifest else None,
+    )
+    defaults: dict[str, Any] = {
+        "image": args.image or None,
+        "size": args.size,
+        "resolution": args.resolution,
+        "aspect_ratio": args.aspect_ratio,
+        "count": _whole(args.count, "--count", 1, 100),
+    }
+    progress: list[BatchProgress] = []
+    saved_all: list[SavedImage] = []
+
+    def on_start(_jobs: int, pictures: int) -> None:
+        progress.append(BatchProgress(pictures, console.say, console.stderr, tty=console.stderr.isatty()))
+        console.write_err = progress[0].writer
+
+    def on_saved(saved: SavedImage) -> None:
+        progress[0].picture(True)
+        if args.json:
+            saved_all.append(saved)
+        else:
+            console.result(marker(saved.path))
+
+    def on_job(job: Job) -> None:
+        if job.ok and not job.saved:
+            progress[0].picture(True, job.count)  # done by an earlier run
+        elif not job.ok:
+            progress[0].picture(False, job.count - len(job.done) - len(job.saved))
+
+    with _job_file(args.file, stdin) as (path, base):
+        try:
+            run = run_batch(
+                lambda: _lines(path),
+                settings,
+                options,
+                name="stdin" if args.file == "-" else path.name,
+                base=base,
+                defaults=defaults,
+                cache=ServerCache(cache_dir(env)),
+                warn=console.warn if console.verbose else (lambda _line: None),
+                info=console.info,
+                on_saved=on_saved,
+                on_job=on_job,
+                on_start=on_start,
+            )
+        finally:
+            if progress:
+                progress[0].close()
+            console.write_err = None
+    _report(console, run)
+    if args.json:
+        console.result(json.dumps(_document(run, saved_all), indent=2, ensure_ascii=False))
+    return int(run.outcome.exit_code)
+
+
+def _report(console: Console, run: BatchRun) -> None:
+    """The summary on stderr, with the failed jobs listed."""
+    outcome, manifest = run.outcome, run.manifest
+    failed = len(outcome.failed)
+    skipped = f" ({outcome.skipped} already done before)" if outcome.skipped else ""
+    slowed = (
+        f"; the server was overloaded, the batch slowed down {run.slowdowns} time(s)" if run.slowdowns else ""
+    )
+    if run.pauses:
+        slowed += f" and paused {run.pauses} time(s) as asked"
+    console.say(
+        f"batch: {outcome.ok} of {outcome.total} job(s) done{skipped}, {failed} failed; {outcome.pictures} "
+        f"picture(s) saved in {outcome.seconds:.0f} s{slowed}; manifest {manifest}"
+    )
+    for label, error in outcome.failed[:LISTED_FAILURES]:
+        console.say(f"failed: {label}: {error}")
+    if failed > LISTED_FAILURES:
+        console.say(f"… and {failed - LISTED_FAILURES} more failures: see the manifest")
+
+
+def _document(run: BatchRun, saved: list[SavedImage]) -> dict[str, Any]:
+    outcome = run.outcome
+    return {
+        "ok": not outcome.failed,
+        "exit_code": int(outcome.exit_code),
+        "jobs": {
+            "total": outcome.total,
+            "ok": outcome.ok,
+            "skipped": outcome.skipped,
+            "failed": len(outcome.failed),
+        },
+        "images": [image.as_json() for image in saved],
+        "failures": [
+            {"job": label, "exit_code": int(e.exit_code), "message": str(e)} for label, e in outcome.failed
+        ],
+        "manifest": str(run.manifest),
+        "seconds": round(outcome.seconds, 3),
+    }

@@ -1,0 +1,179 @@
+"""Batch files: one job per line, JSONL or plain text. Pure and streamed, so a long file costs no memory.
+
+A JSONL line is `{"prompt": ..., "aspect_ratio": "16:9", "resolution": "2k", "image": ["a.jpg"], "count": 2,
+"output": "cover.png"}` (any generate option by its long name, `-` or `_`); any other line is a prompt.
+Blank lines and lines starting with `#` are skipped. Each job gets a key from what it asks for, so a rerun
+recognises the jobs it already finished even if lines were added or moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import geometry
+from .engine import ImageRequest
+
+# Options a job line may set; the rest (server, key, folder, deadline) belong to the whole batch.
+JOB_OPTIONS = ("prompt", "image", "size", "resolution", "aspect_ratio", "count", "output")
+MAX_JOB_COUNT = 100
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One line of a batch file, with the batch's defaults applied."""
+
+    line: int
+    prompt: str
+    options: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(self.options.get("count", 1))
+
+    def label(self) -> str:
+        short = " ".join(self.prompt.split())
+        return f"line {self.line} ({short[:40] + '…' if len(short) > 40 else short!r})"
+
+
+@dataclass(frozen=True)
+class JobError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = name.replace("-", "_")
+        if key not in JOB_OPTIONS:
+            raise ValueError(f"unknown option {name!r}; a job may set {', '.join(JOB_OPTIONS)}")
+        if value is not None:
+            options[key] = value
+    if isinstance(options.get("image"), str):
+        options["image"] = [options["image"]]
+    return options
+
+
+def parse_line(text: str) -> dict[str, Any] | None:
+    """One line into job options (None for blank lines and comments); raises ValueError."""
+    line = text.strip()
+    if not line or line.startswith("#"):
+        return None
+    if not line.startswith("{"):
+        return {"prompt": line}
+    try:
+        raw = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(raw, dict):
+        raise ValueError("a JSON job must be an object")
+    return _normalise(raw)
+
+
+def job_key(options: dict[str, Any], occurrence: int) -> str:
+    """Stable identity: what the job asks for, plus which repeat of an identical job it is."""
+    canonical = json.dumps(options, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return f"{hashlib.sha256(canonical.encode()).hexdigest()[:16]}-{occurrence}"
+
+
+def read_jobs(lines: Iterable[str], defaults: dict[str, Any]) -> Iterator[JobSpec | JobError]:
+    """Jobs in file order, each with the batch defaults under its own options, or a JobError for its line."""
+    seen: dict[str, int] = {}
+    for number, text in enumerate(lines, start=1):
+        try:
+            parsed = parse_line(text)
+        except ValueError as exc:
+            yield JobError(number, str(exc))
+            continue
+        if parsed is None:
+            continue
+        options = {**_normalise({k: v for k, v in defaults.items() if v is not None}), **parsed}
+        prompt = options.pop("prompt", None)
+        if not isinstance(prompt, str) or not prompt.strip():
+            yield JobError(number, "no prompt")
+            continue
+        identity = json.dumps({"prompt": prompt, **options}, sort_keys=True, ensure_ascii=False)
+        seen[identity] = seen.get(identity, 0) + 1
+        yield JobSpec(number, prompt, options, job_key({"prompt": prompt, **options}, seen[identity]))
+
+
+def to_request(spec: JobSpec, base: Path) -> ImageRequest:
+    """The job as an ImageRequest, paths relative to the batch file's folder. Raises ValueError."""
+    options = spec.options
+
+    def path(value: Any) -> Path:
+        candidate = Path(str(value)).expanduser()
+        return candidate if candidate.is_absolute() else base / candidate
+
+    images = options.get("image") or []
+    if not isinstance(images, list):
+        raise ValueError("image must be a path or a list of paths")
+    count = options.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int | str) or not str(count).strip().isdigit():
+        raise ValueError(f"count {count!r} is not a whole number")
+    return ImageRequest(
+        prompt=spec.prompt,
+        images=tuple(path(p) for p in images),
+        size=geometry.parse_size(str(options["size"])) if options.get("size") else None,
+        resolution=geometry.parse_tier(str(options.get("resolution", "1k"))),
+        aspect_ratio=geometry.parse_ratio(str(options["aspect_ratio"]))
+        if options.get("aspect_ratio")
+        else None,
+        count=int(count),
+        output=path(options["output"]) if options.get("output") else None,
+    )
+
+
+def check_jobs(lines: Iterable[str], defaults: dict[str, Any], base: Path) -> tuple[int, int, list[str]]:
+    """A first pass over the whole file before any request: (jobs, pictures, problems by line)."""
+    jobs = pictures = 0
+    problems: list[str] = []
+    for item in read_jobs(lines, defaults):
+        if isinstance(item, JobError):
+            problems.append(str(item))
+            continue
+        try:
+            request = to_request(item, base)
+        except ValueError as exc:
+            problems.append(f"line {item.line}: {exc}")
+            continue
+        if not 1 <= request.count <= MAX_JOB_COUNT:
+            problems.append(f"line {item.line}: count must be from 1 to {MAX_JOB_COUNT}")
+            continue
+        jobs += 1
+        pictures += request.count
+    return jobs, pictures, problems
+
+
+def parse_rate(text: str) -> float:
+    """`30/min`, `30` (per minute), `0.5/s` or `600/h` into requests per minute; raises ValueError."""
+    number, _, unit = text.strip().lower().partition("/")
+    factor = {
+        "": 1.0,
+        "m": 1.0,
+        "min": 1.0,
+        "minute": 1.0,
+        "s": 60.0,
+        "sec": 60.0,
+        "second": 60.0,
+        "h": 1 / 60,
+        "hr": 1 / 60,
+        "hour": 1 / 60,
+    }
+    try:
+        value = float(number) * factor[unit.strip()]
+    except (ValueError, KeyError):
+        raise ValueError(f"rate {text!r} is not N/min, N/s or N/h; use e.g. --rate 30/min") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"rate {text!r} must be a number more than 0")
+    return value

@@ -1,0 +1,86 @@
+"""One gate for every request of a run, so the server is kept exactly as busy as it allows.
+
+Workers ask the gate before each request. It admits at most `limit` at once, never two closer than the
+`--rate` spacing, and none while a pause the server asked for runs. An overload answer (429, 503
+capacity) lowers the limit by one, once per overload event (an event lasts as long as the wait it asked
+for), so a storm of them walks it down to one request at a time; every success then raises it by one again,
+back up to the concurrency asked for. A long wait the server states holds back every new request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class Cancelled(Exception):
+    """The run is stopping: no new request may start."""
+
+
+class Throttle:
+    def __init__(
+        self,
+        concurrency: int = 1,
+        per_minute: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self.limit = concurrency
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.clock = clock
+        self.active = 0
+        self.paused_until = 0.0
+        self.pauses = 0  # distinct waits the server asked of everyone
+        self.decreases = 0  # overload events that lowered the limit
+        self._calm_until = 0.0  # until then, further overload answers belong to the same event
+        self._next_start = 0.0
+        self._cancelled = False
+        self._cond = threading.Condition()
+
+    def acquire(self, deadline: float) -> bool:
+        """Wait for a slot; False if `deadline` (on this clock) comes first."""
+        with self._cond:
+            while True:
+                if self._cancelled:
+                    raise Cancelled
+                now = self.clock()
+                wait = max(self.paused_until - now, self._next_start - now, 0.0)
+                if wait <= 0 and self.active < self.limit:
+                    self.active += 1
+                    self._next_start = now + self.interval
+                    return True
+                if now >= deadline:
+                    return False
+                self._cond.wait(timeout=min(wait if wait > 0 else 1.0, deadline - now))
+
+    def release(self, ok: bool) -> None:
+        """A request's answer arrived; `ok` when the server answered normally (the limit grows back)."""
+        with self._cond:
+            self.active -= 1
+            if ok and self.limit < self.concurrency and self.clock() >= self._calm_until:
+                self.limit += 1
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        """Refuse every request from now on (a failure ended the run); waiting workers give up at once."""
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def slow_down(self, seconds: float, stated: bool = False) -> None:
+        """The server is overloaded: one request fewer at once (once per event, an event lasting
+        `seconds`); with `stated`, no new request starts before the wait ends."""
+        with self._cond:
+            now = self.clock()
+            if now >= self._calm_until:
+                self.limit = max(1, self.limit - 1)
+                self.decreases += 1
+            self._calm_until = max(self._calm_until, now + seconds)
+            if stated:
+                if now >= self.paused_until:
+                    self.pauses += 1
+                self.paused_until = max(self.paused_until, now + seconds)
+            self._cond.notify_all()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,21 +99,45 @@ def cli(*args: str, stdin: str = "") -> Run:
     return Run(int(code), out.getvalue(), err.getvalue())
 
 
+def _script_env(env: dict[str, str] | None) -> dict[str, str]:
+    """The test's environment without PYTHONPATH, so the script finds the package the way the skill does."""
+    full = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    full.update(env or {})
+    return full
+
+
 def run_script(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60, **kwargs
 ) -> subprocess.CompletedProcess:
     """Run scripts/gen.py exactly as the skill does: a new python3 process from the skill folder."""
-    full_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "scripts/gen.py", *args],
         cwd=ROOT,
-        env=full_env,
+        env=_script_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
         **kwargs,
     )
+
+
+def start_script(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """scripts/gen.py in the background, for tests that signal it."""
+    return subprocess.Popen(
+        [sys.executable, "scripts/gen.py", *args],
+        cwd=ROOT,
+        env=_script_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 def picture(path: Path) -> Image.Image:

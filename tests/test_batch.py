@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli, markers, picture, write_picture
+from conftest import cli, markers, picture, run_script, start_script, wait_until, write_picture
 from image_gen_local import BatchOptions, Settings, run_batch
 from image_gen_local.files import TEMP_PREFIX
 from image_gen_local.manifest import Manifest
@@ -225,20 +221,9 @@ def test_killed_batch_loses_only_pictures_in_flight(make_emulator, tmp_path):
     emu = make_emulator(latency=0.4)
     jobs = write_jobs(tmp_path / "jobs.txt", *[f"kill test {i}" for i in range(12)])
     out = tmp_path / "out"
-    env = {**os.environ, "IMAGE_GEN_BASE_URL": emu.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out)}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/gen.py", "batch", str(jobs), "--concurrency", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while len([r for r in emu.requests if r.status == 200 and r.route == "generations"]) < 4:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    env = {"IMAGE_GEN_BASE_URL": emu.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out)}
+    proc = start_script("batch", str(jobs), "--concurrency", "2", env=env)
+    wait_until(lambda: len([r for r in emu.requests if r.status == 200 and r.route == "generations"]) >= 4)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "Traceback" not in stderr
@@ -246,14 +231,7 @@ def test_killed_batch_loses_only_pictures_in_flight(make_emulator, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(TEMP_PREFIX)]
     for path in out.glob("*.png"):
         picture(path)  # every file complete
-    rerun = subprocess.run(
-        [sys.executable, "scripts/gen.py", "batch", str(jobs)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    rerun = run_script("batch", str(jobs), env=env)
     assert rerun.returncode == 0, rerun.stderr
     second = markers(rerun.stdout)
     assert len(first) + len(second) == 12  # nothing recorded was redone

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli, markers, picture, run_script
+from conftest import ROOT, cli, markers, picture, run_script, start_script, wait_until
 from image_gen_local.cli import marker
 
 
@@ -132,19 +131,10 @@ def _png_answer() -> str:
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_mid_request_leaves_nothing(make_emulator, out_dir, sig, code):
     emu = make_emulator(latency=5)
-    env = {**os.environ, "IMAGE_GEN_BASE_URL": emu.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out_dir)}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/gen.py", "slow", "-n", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_script(
+        "slow", "-n", "2", env={"IMAGE_GEN_BASE_URL": emu.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out_dir)}
     )
-    deadline = time.monotonic() + 30
-    while not any(r.route == "generations" for r in emu.requests) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: any(r.route == "generations" for r in emu.requests))
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code

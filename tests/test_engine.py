@@ -365,3 +365,52 @@ def test_library_api(emulator, out_dir):
     )
     assert result.exit_code == 0
     assert picture(result.images[0].path).size == (1200, 896)
+
+
+def test_http_url_answers_are_downloaded_without_the_key(make_emulator, out_dir):
+    """An answer may point at an http(s) picture on another host: fetch it, but never send it our key."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = png_bytes((1376, 768), "purple")
+    seen: list[dict[str, str]] = []
+
+    class PictureHost(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    host = ThreadingHTTPServer(("127.0.0.1", 0), PictureHost)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    try:
+        key = "sk-never-to-the-picture-host"
+        emu = make_emulator(api_key=key)
+        url = f"http://127.0.0.1:{host.server_port}/pictures/1.png"
+        emu.script(
+            Reply(200, json.dumps({"created": 1, "data": [{"url": url}]}), content_type="application/json")
+        )
+        run = cli(
+            "wide",
+            "--aspect-ratio",
+            "16:9",
+            "--base-url",
+            emu.root_url,
+            "--output-dir",
+            str(out_dir),
+            "--api-key",
+            key,
+        )
+    finally:
+        host.shutdown()
+    assert run.code == 0, run.stderr
+    assert picture(run.paths[0]).getpixel((10, 10)) == (128, 0, 128)
+    assert len(seen) == 1
+    assert not any(key in value for value in seen[0].values())
+    assert "authorization" not in {name.lower() for name in seen[0]}

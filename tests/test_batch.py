@@ -264,3 +264,56 @@ def test_empty_batch_is_a_usage_error(emulator, tmp_path, text):
     path.write_text(text)
     run = batch(emulator, tmp_path / "out", str(path))
     assert run.code == 2 and "holds no jobs" in run.stderr
+
+
+def test_fail_fast_also_cuts_a_retry_wait_short(emulator, tmp_path):
+    """A picture waiting 30 s to retry must not keep the batch alive once another one failed for good."""
+    import threading
+
+    from image_gen_local.batch import Job, run_jobs
+    from image_gen_local.engine import Generator, ImageRequest, prepare
+    from image_gen_local.retry import RetryPolicy
+    from image_gen_local.throttle import Throttle
+
+    settings = Settings(base_url=emulator.base_url, output_dir=tmp_path / "out")
+    generator = Generator(
+        settings,
+        warn=lambda _line: None,
+        policy=RetryPolicy(first_retry=30.0),
+        throttle=Throttle(2),
+        heartbeat=0,
+    )
+    emulator.script("500", "content-filter")
+    jobs = [Job(prepared=prepare(ImageRequest(name), settings)) for name in ("waits", "refused")]
+    outcome: list = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(run_jobs(generator, jobs, BatchOptions(concurrency=2, fail_fast=True)))
+    )
+    worker.start()
+    worker.join(timeout=20)
+    generator.close()
+    assert not worker.is_alive(), "the batch kept waiting for a retry after fail-fast"
+    assert outcome[0].exit_code == 6 and len(posts(emulator)) == 2
+
+
+def test_lines_that_prepare_would_refuse_are_caught_before_any_request(emulator, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        "fine",
+        {"prompt": "two files into one", "count": 2, "output": "one.png"},
+        {"prompt": "x" * 40_000},
+        {"prompt": "too many", "image": ["a.png"] * 15},
+        {"prompt": "too big", "size": "99999x99999"},
+    )
+    run = batch(emulator, tmp_path / "out", str(jobs))
+    assert run.code == 2 and "4 bad line(s)" in run.stderr and "nothing was sent" in run.stderr
+    assert posts(emulator) == []
+
+
+def test_a_manifest_that_cannot_be_used_is_an_output_error(emulator, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    jobs = write_jobs(tmp_path / "jobs.txt", "one")
+    for manifest in (blocker / "m.jsonl", tmp_path):
+        run = batch(emulator, tmp_path / "out", str(jobs), "--manifest", str(manifest))
+        assert run.code == 9 and "manifest" in run.stderr and "unexpected" not in run.stderr

@@ -153,3 +153,31 @@ def test_eight_processes_same_prompt_same_second(emulator, out_dir):
     assert sorted(out_dir.iterdir()) == sorted(paths)
     for path in paths:
         picture(path)
+
+
+def test_closed_stdout_stops_cleanly_instead_of_hanging(emulator, out_dir):
+    """`image-gen ... | head -1`: the reader goes away; we stop with one line, no traceback, no hang."""
+    env = {"IMAGE_GEN_BASE_URL": emulator.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out_dir)}
+    proc = start_script("a cat", "-n", "20", env=env)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 9, stderr
+    assert "Traceback" not in stderr and "Exception in thread" not in stderr
+    assert "stdout was closed" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["x", "--timeout", "inf"], "more than 0"),
+        (["batch", "jobs.txt", "--concurrency", "²"], "whole number"),
+        (["emulator", "--port", "70000"], "cannot listen"),
+    ],
+)
+def test_odd_numbers_are_usage_errors_not_bugs(tmp_path, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs.txt").write_text("one\n")
+    run = cli(*args)
+    assert run.code == 2 and words in run.stderr and "unexpected" not in run.stderr

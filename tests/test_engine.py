@@ -414,3 +414,26 @@ def test_http_url_answers_are_downloaded_without_the_key(make_emulator, out_dir)
     assert len(seen) == 1
     assert not any(key in value for value in seen[0].values())
     assert "authorization" not in {name.lower() for name in seen[0]}
+
+
+def test_model_fallback_is_decided_once_for_all_workers(make_emulator, out_dir):
+    emu = make_emulator(models=("gemini-3.1-flash-image",))
+    run = gen(emu, out_dir, "four at once", "-n", "4", "--json")
+    assert run.code == 0, run.stderr
+    assert {image["model"] for image in run.json["images"]} == {"gemini-3.1-flash-image"}
+    assert "gemini-3.1-flash-image is unavailable" not in run.stderr  # no switching back and forth
+    models = [r.body.get("model") for r in image_posts(emu)]
+    assert models.count("gemini-3-pro-image") <= 2 and len(models) <= 6
+
+
+def test_a_generator_works_again_after_a_run_that_stopped(emulator, out_dir):
+    settings = Settings(base_url=emulator.base_url, output_dir=out_dir)
+    generator = Generator(settings, warn=lambda _line: None, heartbeat=0)
+    try:
+        emulator.script("401")
+        first = generator.run(prepare(ImageRequest("first"), settings))
+        assert first.exit_code == 4
+        second = generator.run(prepare(ImageRequest("second"), settings))
+        assert second.exit_code == 0 and len(second.images) == 1
+    finally:
+        generator.close()

@@ -98,3 +98,13 @@ def test_transform_and_convert_keep_format():
     cropped = transform(picture, (250, 0, 750, 500), (100, 100))
     assert cropped.format == "PNG" and cropped.size == (100, 100)
     assert convert(cropped, "JPEG").format == "JPEG"
+
+
+def test_inputs_above_pillows_limit_say_the_real_limit(tmp_path):
+    header = bytearray(png_bytes((1, 1)))
+    header[16:24] = (14_000).to_bytes(4, "big") + (13_600).to_bytes(4, "big")  # 190 megapixels
+    header[29:33] = zlib.crc32(bytes(header[12:29])).to_bytes(4, "big")
+    path = tmp_path / "huge.png"
+    path.write_bytes(bytes(header))
+    with pytest.raises(InputImageError, match="more than 178 megapixels"):
+        load_input(path)

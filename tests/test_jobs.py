@@ -305,7 +305,10 @@ def test_check_jobs_reports_a_count_out_of_range(tmp_path):
     jobs, pictures, problems = check_jobs(
         ['{"prompt": "a", "count": 0}', '{"prompt": "b", "count": 101}'], {}, tmp_path
     )
-    assert problems == ["line 1: count must be from 1 to 100", "line 2: count must be from 1 to 100"]
+    assert problems == [
+        "line 1: --count 0 is out of range; use 1 to 100",
+        "line 2: --count 101 is out of range; use 1 to 100",
+    ]
     assert (jobs, pictures) == (0, 0)
 
 

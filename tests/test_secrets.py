@@ -42,7 +42,14 @@ def test_key_never_leaks(make_emulator, tmp_path):
     process = run_script("from env", "-v", "--json", env=env)
     assert process.returncode == 0, process.stderr
 
-    assert runs[0].code == 0 and runs[4].code == 4 and runs[-2].code == 1
+    # a batch whose server echoes the key: the manifest must not keep it
+    emu.script(Reply(400, f"invalid token {KEY} for this account"))
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("echo job\n")
+    runs.append(cli("batch", str(jobs), "--base-url", emu.root_url, *base, "--concurrency", "1"))
+    assert list(out.glob("*.manifest.jsonl"))
+
+    assert runs[0].code == 0 and runs[4].code == 4 and runs[-3].code == 1 and runs[-1].code == 1
     assert all(r.authorized for r in emu.requests if r.route in ("generations", "edits", "chat"))
     texts = [text for r in runs for text in (r.stdout, r.stderr)] + [process.stdout, process.stderr]
     assert any("***" in text for text in texts)  # redaction was exercised, not just absent

@@ -92,7 +92,6 @@ class BatchOutcome:
     failed: list[tuple[str, ImageGenError]] = field(default_factory=list)
     pictures: int = 0
     seconds: float = 0.0
-    interrupted: bool = False
 
     @property
     def exit_code(self) -> ExitCode:
@@ -131,9 +130,13 @@ class _Run:
     def work(self) -> None:
         while (item := self.tasks.get()) is not None:
             job, index = item
-            if not self.stop.is_set():
-                self._picture(job, index)
-            self._task_done(job)
+            try:
+                if not self.stop.is_set():
+                    self._picture(job, index)
+            except BaseException as exc:  # a callback failed (stdout closed, disk full): stop, don't hang
+                self._failed(job, _as_error(exc), stop=True)
+            finally:
+                self._task_done(job)
 
     def _picture(self, job: Job, index: int) -> None:
         assert job.prepared is not None
@@ -142,11 +145,8 @@ class _Run:
             saved = self.generator.picture(job.prepared, index, deadline, self.status)
         except Cancelled:
             return  # the run stopped while this picture waited for its turn: it counts as not attempted
-        except ImageGenError as exc:
-            self._failed(job, exc)
-            return
-        except Exception as exc:  # a bug: report it as one job's failure, keep the batch going
-            self._failed(job, ImageGenError(f"unexpected {type(exc).__name__}: {exc}", "please report it"))
+        except Exception as exc:  # ImageGenError, or a bug: one job's failure
+            self._failed(job, _as_error(exc))
             return
         with self.lock:
             job.saved.append(saved)
@@ -157,11 +157,16 @@ class _Run:
         if self.on_saved is not None:
             self.on_saved(saved)
 
-    def _failed(self, job: Job, error: ImageGenError) -> None:
+    def _failed(self, job: Job, error: ImageGenError, stop: bool = False) -> None:
         with self.lock:
             job.errors.append(error)
-        if self.options.fail_fast or error.exit_code in self.options.stop_on:
-            self.stop.set()
+        if stop or self.options.fail_fast or error.exit_code in self.options.stop_on:
+            self.halt()
+
+    def halt(self) -> None:
+        """Stop the batch: no new task, no new request, no retry wait goes on."""
+        self.stop.set()
+        self.generator.throttle.cancel()
 
     def _task_done(self, job: Job) -> None:
         with self.lock:
@@ -201,6 +206,7 @@ def run_jobs(
     """Run every job's missing pictures on `options.concurrency` workers; jobs are consumed as they go."""
     run = _Run(generator, options, on_saved, on_job, status, manifest, keep_jobs)
     generator.stop_on = set(SEVERITY) if options.fail_fast else set(options.stop_on)
+    generator.throttle.reopen()
     started = time.monotonic()
     # Twice as many threads as request slots: while one thread saves its picture or waits out a retry
     # backoff (holding no slot), another uses the slot. The throttle, not the thread count, bounds what the
@@ -218,12 +224,12 @@ def run_jobs(
                 job.errors.append(_not_attempted())
                 run.finish(job)
                 continue
-            missing = range(len(job.done), job.count) if job.error is None else range(0)
             if job.error is not None:
                 run.finish(job)
-                if options.fail_fast:
-                    run.stop.set()
+                if options.fail_fast or job.error.exit_code in options.stop_on:
+                    run.halt()
                 continue
+            missing = range(len(job.done), job.count)
             if not missing:
                 run.outcome.skipped += 1
                 run.outcome.ok += 1
@@ -238,9 +244,12 @@ def run_jobs(
         for worker in workers:
             worker.join()
     except BaseException:
-        # Ctrl-C or SIGTERM: pictures in flight are lost, nothing else; saved ones are already recorded.
+        # Ctrl-C or SIGTERM: pictures in flight are lost, nothing else. No new file is started, and a
+        # picture being written is given a moment to finish, so no temporary file is left behind.
         run.stop.set()
-        run.outcome.interrupted = True
+        generator.throttle.interrupt()
+        for worker in workers:
+            worker.join(timeout=2)
         raise
     finally:
         run.outcome.seconds = time.monotonic() - started
@@ -333,6 +342,12 @@ def run_batch(
 
 class NotAttempted(ImageGenError):
     """A job the batch never got to, because it stopped early."""
+
+
+def _as_error(exc: BaseException) -> ImageGenError:
+    if isinstance(exc, ImageGenError):
+        return exc
+    return ImageGenError(f"unexpected {type(exc).__name__}: {exc}", "please report it")
 
 
 def _not_attempted() -> ImageGenError:

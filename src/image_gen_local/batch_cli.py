@@ -14,13 +14,14 @@ from typing import Any, TextIO
 from .batch import BatchOptions, BatchRun, Job, run_batch
 from .cli import PROG, Console, _common, _Parser, marker, picture_options, settings_from
 from .config import cache_dir
-from .engine import SavedImage
+from .engine import MAX_COUNT, SavedImage
 from .errors import UsageError
 from .jobs import parse_rate
 from .progress import BatchProgress
 from .servers import ServerCache
 
 MAX_CONCURRENCY = 16
+MAX_RETRIES = 1000
 LISTED_FAILURES = 20
 
 
@@ -49,15 +50,17 @@ def batch_parser() -> _Parser:
     return parser
 
 
-def _whole(text: str | None, name: str, low: int, high: int | None = None) -> int | None:
+def _whole(text: str | None, name: str, low: int, high: int) -> int | None:
+    """A whole number option within bounds, or None when not given; UsageError otherwise."""
     if text is None:
         return None
-    if not text.strip().isdigit() or not low <= int(text) <= (high or int(text)):
-        limit = f"{low} to {high}" if high else f"{low} or more"
-        raise UsageError(
-            f"{name} {text!r} is not a whole number from {limit}", f"use e.g. {name} {max(low, 2)}"
-        )
-    return int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise UsageError(f"{name} {text!r} is not a whole number from {low} to {high}", f"use e.g. {name} 2")
+    return value
 
 
 @contextlib.contextmanager
@@ -93,10 +96,10 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     options = BatchOptions(
-        concurrency=_whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 2,
+        concurrency=_whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 1,
         per_minute=per_minute,
         fail_fast=args.fail_fast,
-        max_retries=_whole(args.retries, "--retries", 0),
+        max_retries=_whole(args.retries, "--retries", 0, MAX_RETRIES),
         manifest=Path(args.manifest).expanduser() if args.manifest else None,
     )
     defaults: dict[str, Any] = {
@@ -104,7 +107,7 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
         "size": args.size,
         "resolution": args.resolution,
         "aspect_ratio": args.aspect_ratio,
-        "count": _whole(args.count, "--count", 1, 100),
+        "count": _whole(args.count, "--count", 1, MAX_COUNT),
     }
     progress: list[BatchProgress] = []
     saved_all: list[SavedImage] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__, geometry
 from .config import Settings, cache_dir, environ, resolve
-from .errors import ExitCode, ImageGenError, UsageError
+from .errors import ExitCode, ImageGenError, OutputError, UsageError
 
 PROG = "image-gen"
 COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
@@ -48,8 +49,16 @@ class Console:
 
     def result(self, line: str) -> None:
         with self._lock:
-            self.stdout.write(self._clean(line) + "\n")
-            self.stdout.flush()
+            try:
+                self.stdout.write(self._clean(line) + "\n")
+                self.stdout.flush()
+            except BrokenPipeError:
+                # Whoever read our output went away: say so once, and stop writing to the closed pipe.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.stdout.fileno())
+                raise OutputError(
+                    "stdout was closed before every result was printed", "keep reading it"
+                ) from None
 
     def say(self, message: str) -> None:
         line = self._clean(f"{PROG}: {message}")
@@ -79,13 +88,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    """Connection options shared by generate, demo and doctor."""
+    """Connection options shared by generate, batch and doctor."""
     parser.add_argument("--model", help="image model (env IMAGE_GEN_MODEL; default gemini-3-pro-image)")
     parser.add_argument("--base-url", help="server URL, with or without /v1 (env IMAGE_GEN_BASE_URL)")
     parser.add_argument("--api-key", help="proxy API key if it needs one (env IMAGE_GEN_API_KEY)")
     parser.add_argument("--output-dir", help="folder for pictures (env IMAGE_GEN_OUTPUT_DIR)")
     parser.add_argument("--route", help="server API: auto, images or chat (default auto)")
-    parser.add_argument("--timeout", help="deadline in seconds for the whole command, retries included (600)")
+    parser.add_argument(
+        "--timeout",
+        help="deadline in seconds, retries included (600): the whole command, or each picture of a batch",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="details on stderr")
 
 
@@ -283,9 +295,9 @@ def run_emulator(argv: Sequence[str], console: Console) -> int:
         raise UsageError(str(exc), "see `image-gen emulator --list-faults`") from None
     try:
         serve(config, args.host, args.port)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         raise ImageGenError(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})",
+            f"cannot listen on {args.host}:{args.port} ({getattr(exc, 'strerror', None) or exc})",
             "is something (Antigravity?) already there? pick another --port",
             ExitCode.USAGE,
         ) from None

@@ -6,6 +6,7 @@ The config file is TOML at `$IMAGE_GEN_CONFIG`, else `$XDG_CONFIG_HOME/image-gen
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -125,7 +126,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise UsageError(
             f"timeout {merged['timeout']!r} is not a number of seconds", "use e.g. --timeout 600"
         ) from None
-    if not timeout > 0:
+    if not (math.isfinite(timeout) and timeout > 0):
         raise UsageError(
             f"timeout {merged['timeout']!r} must be more than 0 seconds", "use e.g. --timeout 600"
         )

@@ -7,6 +7,7 @@ the requested geometry before an atomic save.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -113,10 +114,10 @@ def check_prompt(prompt: str) -> str:
     return text
 
 
-def prepare(request: ImageRequest, settings: Settings, check_output: bool = True) -> Prepared:
-    """Every check that needs no server. Raises ImageGenError; touches nothing but the output folder.
+def check_request(request: ImageRequest) -> str:
+    """The checks that need neither the server nor the files (a batch runs them on every line first).
 
-    `check_output=False` when the caller already checked the output folder (a batch checks it once).
+    Returns the cleaned prompt; raises UsageError.
     """
     prompt = check_prompt(request.prompt)
     if not 1 <= request.count <= MAX_COUNT:
@@ -128,6 +129,20 @@ def prepare(request: ImageRequest, settings: Settings, check_output: bool = True
             f"{len(request.images)} --image files given; the model takes at most {images.MAX_INPUTS}",
             "drop some",
         )
+    if request.size is not None:
+        try:
+            geometry.plan(size=request.size)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return prompt
+
+
+def prepare(request: ImageRequest, settings: Settings, check_output: bool = True) -> Prepared:
+    """Every check that needs no server. Raises ImageGenError; touches nothing but the output folder.
+
+    `check_output=False` when the caller already checked the output folder (a batch checks it once).
+    """
+    prompt = check_request(request)
     inputs = tuple(images.load_input(Path(p).expanduser()) for p in request.images)
     ratio = request.aspect_ratio
     if ratio is None and inputs:
@@ -257,7 +272,12 @@ class Generator:
         with Heartbeat(self.warn, self.heartbeat) as beat:
             outcome = run_jobs(self, [Job(prepared=prepared)], options, on_saved=on_saved, status=beat.set)
         [job] = outcome.jobs
-        result = Result(job.saved, job.errors)
+        errors = job.errors
+        if not errors and len(job.saved) < prepared.request.count:
+            from .batch import NotAttempted
+
+            errors = [NotAttempted("the run stopped before every picture was made", "run it again")]
+        result = Result(job.saved, errors)
         missing = prepared.request.count - len(job.saved) - len(job.errors)
         if missing > 0 and job.errors:
             self.warn(f"{missing} more picture(s) not attempted after: {job.errors[-1]}")
@@ -266,12 +286,16 @@ class Generator:
     def picture(
         self, prepared: Prepared, index: int, deadline: float, status: Callable[[str], None] = _quiet
     ) -> SavedImage:
-        """One picture: ask, retry inside the deadline, switch route or model when told, verify, save."""
+        """One picture: ask, retry inside the deadline, switch route or model when told, verify, save.
+
+        Each attempt holds one throttle slot. It is given back as soon as a verified picture is in (the
+        server gets its next request while this one is saved); on a failure only once the failure is
+        judged, so a failure that ends the run cancels the throttle before any other request can start.
+        """
         started = time.monotonic()
         kind = self.server_kind(deadline)
         routes = self.routes(kind)
         route_index = 0
-        fell_back = self.model != self.settings.model
         attempts = no_image = 0
         warnings: list[str] = []
         last: Failure | None = None
@@ -279,63 +303,54 @@ class Generator:
         while True:
             if not self.throttle.acquire(deadline):
                 raise _deadline_error(self.settings.timeout, last)
+            model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
             route = routes[route_index]
-            call = protocol.build_call(
-                route, kind, prepared.prompt, self.model, prepared.plan, prepared.inputs
-            )
-            attempts += 1
-            status(f"{label}: attempt {attempts} via {call.path}")
-            self.info(f"attempt {attempts}: POST {call.path} model={self.model}")
+            held = True
             try:
+                call = protocol.build_call(
+                    route, kind, prepared.prompt, model, prepared.plan, prepared.inputs
+                )
+                attempts += 1
+                status(f"{label}: attempt {attempts} via {call.path}")
+                self.info(f"attempt {attempts}: POST {call.path} model={model}")
                 outcome = self._attempt(call, attempt_timeout(deadline - time.monotonic()))
-            except BaseException:
-                self.throttle.release(ok=False)
-                raise
-            if isinstance(outcome, Picture):
-                # The slot is free before the picture is saved: the server gets its next request meanwhile.
-                self.throttle.release(ok=True)
-                return self._deliver(prepared, outcome, route, started, attempts - 1, warnings)
-            # On a failure the slot is held until we know what to do, so a failure that ends the run
-            # cancels the throttle before any other request can start.
-            failure = last = outcome
-            self.info(f"attempt {attempts} failed: {failure.detail}")
-            if failure.kind is Kind.ROUTE and route_index + 1 < len(routes):
-                self.throttle.release(ok=False)
-                route_index += 1
-                if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
-                    self._learn_kind(CLIPROXYAPI)
-                    kind = CLIPROXYAPI
-                self.warn(f"{call.path} is not available here ({failure.detail}); using /chat/completions")
-                continue
-            if failure.kind is Kind.MODEL and not fell_back and other_tier(self.model):
-                self.throttle.release(ok=False)
-                fell_back = True
-                previous, self.model = self.model, other_tier(self.model) or self.model
-                note = f"model {previous} is unavailable ({failure.detail}); trying {self.model} instead"
-                self.warn(note)
-                warnings.append(note)
-                continue
-            if failure.kind in (Kind.NO_IMAGE, Kind.BAD_ANSWER):
-                no_image += 1
-            wait = backoff(self.policy, failure, attempts, self.rng)
-            retries_left = self.policy.max_retries is None or attempts <= self.policy.max_retries
-            give_up = (
-                not failure.retryable
-                or no_image > self.policy.no_image_retries
-                or time.monotonic() + wait >= deadline
-                or not retries_left
-            )
-            if give_up:
-                if failure.exit_code in self.stop_on:
-                    self.throttle.cancel()
-                self.throttle.release(ok=False)
-                detail = failure.detail
-                if failure.retryable and no_image <= self.policy.no_image_retries:
-                    detail += (
-                        f" (still failing after {attempts} attempt(s) in {time.monotonic() - started:.0f} s)"
+                if isinstance(outcome, Picture):
+                    self.throttle.release(ok=True)
+                    held = False
+                    return self._deliver(prepared, outcome, model, route, started, attempts - 1, warnings)
+                failure = last = outcome
+                if failure.kind is Kind.ROUTE and route_index + 1 < len(routes):
+                    route_index += 1
+                    if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
+                        self._learn_kind(CLIPROXYAPI)
+                        kind = CLIPROXYAPI
+                    self.warn(
+                        f"{call.path} is not available here ({failure.detail}); using /chat/completions"
                     )
-                raise ServerError(detail, failure.fix, failure.exit_code)
-            self.throttle.release(ok=False)
+                    continue
+                if failure.kind is Kind.MODEL and self._fall_back(model, failure, warnings):
+                    continue
+                if failure.kind in (Kind.NO_IMAGE, Kind.BAD_ANSWER):
+                    no_image += 1
+                wait = backoff(self.policy, failure, attempts, self.rng)
+                retries_left = self.policy.max_retries is None or attempts <= self.policy.max_retries
+                if (
+                    not failure.retryable
+                    or no_image > self.policy.no_image_retries
+                    or time.monotonic() + wait >= deadline
+                    or not retries_left
+                ):
+                    if failure.exit_code in self.stop_on:
+                        self.throttle.cancel()
+                    detail = failure.detail
+                    if failure.retryable and no_image <= self.policy.no_image_retries:
+                        spent = time.monotonic() - started
+                        detail += f" (still failing after {attempts} attempt(s) in {spent:.0f} s)"
+                    raise ServerError(detail, failure.fix, failure.exit_code)
+            finally:
+                if held:
+                    self.throttle.release(ok=False)
+            self.info(f"attempt {attempts} failed: {failure.detail}")
             self.warn(f"{failure.detail}; retrying in {wait:.1f} s")
             status(f"{label}: waiting {wait:.0f} s to retry")
             # The whole run slows down (fewer requests at once); a long wait the server states holds back
@@ -344,16 +359,34 @@ class Generator:
             if _overloaded(failure):
                 self.throttle.slow_down(wait, stated=pause_all)
             if not (pause_all and _overloaded(failure)):  # a pause for all is enforced by the throttle
-                time.sleep(wait)
+                self.throttle.sleep(wait)
+
+    def _fall_back(self, model: str, failure: Failure, warnings: list[str]) -> bool:
+        """Switch to the other tier once for the whole run; False when that was already tried."""
+        other = other_tier(model)
+        with self._lock:
+            if self.model != model:
+                return True  # another worker switched already: retry with its choice
+            if other is None or self.model != self.settings.model:
+                return False  # nothing to switch to, or the other tier failed too
+            self.model = other
+        note = f"model {model} is unavailable ({failure.detail}); trying {other} instead"
+        self.warn(note)
+        warnings.append(note)
+        return True
 
     def _attempt(self, call: Call, timeout: float) -> Picture | Failure:
         from .transport import TransportFailure
 
         try:
             answer = self.transport.send(call, timeout)
-            return self._read(answer, timeout)
+            outcome = self._read(answer, timeout)
         except TransportFailure as exc:
-            return exc.failure
+            outcome = exc.failure
+        key = self.settings.api_key
+        if isinstance(outcome, Failure) and key and key in outcome.detail:  # a server may echo the key back
+            outcome = dataclasses.replace(outcome, detail=outcome.detail.replace(key, "***"))
+        return outcome
 
     def _read(self, answer: HttpAnswer, timeout: float) -> Picture | Failure:
         """Turn an HTTP answer into a verified picture or a classified failure.
@@ -408,6 +441,7 @@ class Generator:
         self,
         prepared: Prepared,
         picture: Picture,
+        model: str,
         route: str,
         started: float,
         retries: int,
@@ -419,6 +453,7 @@ class Generator:
             warnings.append(note)
         box, resize = geometry.fit(picture.size, plan)
         final = images.transform(picture, box, resize)
+        self.throttle.check()  # the run was interrupted: start no new file
         if prepared.output is not None:
             wanted = images.FORMAT_BY_EXT.get(prepared.output.suffix.lower())
             if wanted:
@@ -436,7 +471,7 @@ class Generator:
             final.width,
             final.height,
             final.mime,
-            self.model,
+            model,
             route,
             time.monotonic() - started,
             retries,
@@ -444,7 +479,9 @@ class Generator:
         )
 
 
-_STOP_ALL = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.DEADLINE, ExitCode.OUTPUT, ExitCode.BAD_INPUT}
+# With -n, these also stop the other pictures of the command: the server is unusable (see the batch's
+# SERVER_UNUSABLE), the one deadline is over, or the input pictures they all share are refused.
+_STOP_ALL = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT, ExitCode.DEADLINE, ExitCode.BAD_INPUT}
 
 
 def _overloaded(failure: Failure) -> bool:

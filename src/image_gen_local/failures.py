@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import Enum
 
 from .errors import ExitCode
@@ -142,6 +141,7 @@ def retry_delay(body: str, headers: Mapping[str, str]) -> float | None:
         except ValueError:
             try:
                 from datetime import datetime, timezone
+                from email.utils import parsedate_to_datetime  # rare (an HTTP date), and slow to import
 
                 return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
             except (TypeError, ValueError):

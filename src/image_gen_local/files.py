@@ -43,16 +43,13 @@ def prepare_dir(directory: Path) -> Path:
     return directory.resolve()
 
 
-def sweep_temps(directory: Path, older_than: float = 3600.0) -> int:
+def sweep_temps(directory: Path, older_than: float = 3600.0) -> None:
     """Remove temporary files a killed run left behind (they live for milliseconds, so an hour is stale)."""
-    removed = 0
     cutoff = time.time() - older_than
     for temp in directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
         with contextlib.suppress(OSError):
             if temp.stat().st_mtime < cutoff:
                 temp.unlink()
-                removed += 1
-    return removed
 
 
 def check_new_file(path: Path) -> Path:
@@ -109,7 +106,11 @@ def _place(temp: Path, target: Path) -> bool:
         os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
         return False
-    os.replace(temp, target)
+    try:
+        os.replace(temp, target)
+    except OSError:
+        _remove(target)  # our empty claim, not someone's file
+        raise
     return True
 
 

@@ -145,9 +145,12 @@ def crop_box(size: tuple[int, int], ratio: Ratio) -> tuple[int, int, int, int] |
     return (0, top, w, top + new_h)
 
 
-def cropped_size(size: tuple[int, int], ratio: Ratio) -> tuple[int, int]:
-    box = crop_box(size, ratio)
+def _size_after(size: tuple[int, int], box: tuple[int, int, int, int] | None) -> tuple[int, int]:
     return size if box is None else (box[2] - box[0], box[3] - box[1])
+
+
+def cropped_size(size: tuple[int, int], ratio: Ratio) -> tuple[int, int]:
+    return _size_after(size, crop_box(size, ratio))
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,7 @@ def _crop_for(actual: tuple[int, int], plan: Plan) -> tuple[int, int, int, int] 
 
 
 def _after_crop(actual: tuple[int, int], plan: Plan) -> tuple[int, int]:
-    box = _crop_for(actual, plan)
-    return actual if box is None else (box[2] - box[0], box[3] - box[1])
+    return _size_after(actual, _crop_for(actual, plan))
 
 
 def fit(
@@ -214,7 +216,7 @@ def fit(
 ) -> tuple[tuple[int, int, int, int] | None, tuple[int, int] | None]:
     """How to turn what arrived into what was asked: a crop box (or None), then a resize (or None)."""
     box = _crop_for(actual, plan)
-    after_crop = actual if box is None else (box[2] - box[0], box[3] - box[1])
+    after_crop = _size_after(actual, box)
     resize = plan.final_size if plan.final_size and plan.final_size != after_crop else None
     return box, resize
 

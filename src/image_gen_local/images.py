@@ -20,8 +20,9 @@ from .errors import InputImageError
 INPUT_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "MPO"}
 # Longest side sent to the model; Gemini image models gain nothing from more and uploads stay small.
 MAX_INPUT_SIDE = 3072
-# Refuse inputs above this before decoding them (a 100 MP photo is fine, a decompression bomb is not).
-MAX_INPUT_PIXELS = 200_000_000
+# Refuse inputs above this before decoding them (a 100 MP photo is fine, a decompression bomb is not). It is
+# where Pillow itself refuses to open a picture (twice its warning threshold), so the message is accurate.
+MAX_INPUT_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 # The largest picture the server makes is 6336x2688 (17 MP); anything far beyond is hostile or broken.
 MAX_ANSWER_PIXELS = 64_000_000
 MAX_INPUTS = 14
@@ -241,16 +242,3 @@ def convert(picture: Picture, fmt: str) -> Picture:
 
 
 FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
-
-
-def sniff_mime(data: bytes) -> str | None:
-    """The MIME type of picture bytes by their magic number, for data URLs and multipart parts."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from . import geometry
-from .engine import ImageRequest
+from .engine import ImageRequest, check_request
+from .errors import ImageGenError
 
 # Options a job line may set; the rest (server, key, folder, deadline) belong to the whole batch.
 JOB_OPTIONS = ("prompt", "image", "size", "resolution", "aspect_ratio", "count", "output")
-MAX_JOB_COUNT = 100
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,19 @@ def parse_line(text: str) -> dict[str, Any] | None:
     return _normalise(raw)
 
 
+def _digest(options: dict[str, Any]) -> str:
+    canonical = json.dumps(options, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def job_key(options: dict[str, Any], occurrence: int) -> str:
     """Stable identity: what the job asks for, plus which repeat of an identical job it is."""
-    canonical = json.dumps(options, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return f"{hashlib.sha256(canonical.encode()).hexdigest()[:16]}-{occurrence}"
+    return f"{_digest(options)}-{occurrence}"
 
 
 def read_jobs(lines: Iterable[str], defaults: dict[str, Any]) -> Iterator[JobSpec | JobError]:
     """Jobs in file order, each with the batch defaults under its own options, or a JobError for its line."""
+    base = _normalise({k: v for k, v in defaults.items() if v is not None})
     seen: dict[str, int] = {}
     for number, text in enumerate(lines, start=1):
         try:
@@ -97,14 +102,14 @@ def read_jobs(lines: Iterable[str], defaults: dict[str, Any]) -> Iterator[JobSpe
             continue
         if parsed is None:
             continue
-        options = {**_normalise({k: v for k, v in defaults.items() if v is not None}), **parsed}
+        options = {**base, **parsed}
         prompt = options.pop("prompt", None)
         if not isinstance(prompt, str) or not prompt.strip():
             yield JobError(number, "no prompt")
             continue
-        identity = json.dumps({"prompt": prompt, **options}, sort_keys=True, ensure_ascii=False)
-        seen[identity] = seen.get(identity, 0) + 1
-        yield JobSpec(number, prompt, options, job_key({"prompt": prompt, **options}, seen[identity]))
+        digest = _digest({"prompt": prompt, **options})
+        seen[digest] = seen.get(digest, 0) + 1
+        yield JobSpec(number, prompt, options, f"{digest}-{seen[digest]}")
 
 
 def to_request(spec: JobSpec, base: Path) -> ImageRequest:
@@ -144,11 +149,9 @@ def check_jobs(lines: Iterable[str], defaults: dict[str, Any], base: Path) -> tu
             continue
         try:
             request = to_request(item, base)
-        except ValueError as exc:
+            check_request(request)
+        except (ValueError, ImageGenError) as exc:
             problems.append(f"line {item.line}: {exc}")
-            continue
-        if not 1 <= request.count <= MAX_JOB_COUNT:
-            problems.append(f"line {item.line}: count must be from 1 to {MAX_JOB_COUNT}")
             continue
         jobs += 1
         pictures += request.count

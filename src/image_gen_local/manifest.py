@@ -30,6 +30,10 @@ class Manifest:
             handle = self.path.open(encoding="utf-8", errors="replace")  # a kill can cut a character too
         except FileNotFoundError:
             return
+        except OSError as exc:
+            raise OutputError(
+                f"cannot read the manifest {self.path} ({exc.strerror or exc})", "choose another --manifest"
+            ) from None
         with handle:
             for line in handle:
                 try:

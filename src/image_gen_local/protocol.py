@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .geometry import Plan
-from .images import InputImage
+
+if TYPE_CHECKING:  # only for annotations: importing Pillow here would slow every start-up
+    from .images import InputImage
 
 ANTIGRAVITY = "antigravity"
 CLIPROXYAPI = "cliproxyapi"
 OPENAI = "openai"
-SERVER_KINDS = (ANTIGRAVITY, CLIPROXYAPI, OPENAI)
 
 IMAGES = "images"  # /images/generations, or /images/edits when there are input pictures
 CHAT = "chat"  # /chat/completions with the image model

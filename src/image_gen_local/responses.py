@@ -42,10 +42,6 @@ class Answer:
     def refused(self) -> bool:
         return (self.finish_reason or "").lower() in _SAFETY_REASONS
 
-    @property
-    def final_source(self) -> str | None:
-        return self.sources[-1] if self.sources else None
-
 
 class AnswerError(ValueError):
     """The answer is not JSON, or not a shape we know."""

@@ -30,10 +30,6 @@ class ServerInfo:
     models: list[str] = field(default_factory=list)
     checked_at: float = 0.0
 
-    @property
-    def image_models(self) -> list[str]:
-        return [m for m in self.models if "image" in m.lower()]
-
 
 def detect_kind(base_url: str, models_answer: Any) -> str:
     """Guess the server kind from its /v1/models answer (pure)."""

@@ -38,6 +38,7 @@ class Throttle:
         self._calm_until = 0.0  # until then, further overload answers belong to the same event
         self._next_start = 0.0
         self._cancelled = False
+        self._interrupted = False
         self._cond = threading.Condition()
 
     def acquire(self, deadline: float) -> bool:
@@ -69,6 +70,33 @@ class Throttle:
         with self._cond:
             self._cancelled = True
             self._cond.notify_all()
+
+    def interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: like cancel, and no new file may be started either (see `check`)."""
+        with self._cond:
+            self._interrupted = True
+        self.cancel()
+
+    def reopen(self) -> None:
+        """A new run on the same generator starts with the gate open again."""
+        with self._cond:
+            self._cancelled = self._interrupted = False
+
+    def check(self) -> None:
+        """Raise Cancelled if the run was interrupted (a picture already received is still saved when a
+        failure ends the run, but not when the user stops it)."""
+        with self._cond:
+            if self._interrupted:
+                raise Cancelled
+
+    def sleep(self, seconds: float) -> None:
+        """Wait out a retry backoff, but give up at once if the run stops meanwhile."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while not self._cancelled and (left := end - time.monotonic()) > 0:
+                self._cond.wait(timeout=left)
+            if self._cancelled:
+                raise Cancelled
 
     def slow_down(self, seconds: float, stated: bool = False) -> None:
         """The server is overloaded: one request fewer at once (once per event, an event lasting

@@ -36,7 +36,7 @@ from readme import README, replace_section
 TITLE = "Batch: last results"
 LAUNCH = Path(__file__).resolve().parent / "launch.py"
 MARKER = re.compile(r"^\[IMAGE_PATH\](.+)\[/IMAGE_PATH\]$", re.MULTILINE)
-SUMMARY = re.compile(r"saved in (\d+) s")
+SEEDS = (1, 2, 3, 4, 5)
 
 
 @dataclass
@@ -81,8 +81,8 @@ def batch_cmd(jobs: Path, *flags: str) -> list[str]:
 
 def ideal_run(tmp: Path, jobs: int, concurrency: int, latency: float, rate: float, seed: int) -> Child:
     config = EmulatorConfig(latency=latency, fault_rate=rate, seed=seed)
-    out = tmp / f"out-{rate}"
-    prompts = tmp / f"jobs-{rate}.txt"
+    out = tmp / f"out-{rate}-{seed}"  # each run its own folder and manifest, or the next would resume
+    prompts = tmp / f"jobs-{rate}-{seed}.txt"
     prompts.write_text("".join(f"picture {i} of the story, watercolor\n" for i in range(jobs)))
     with Emulator(config) as emu:
         env = client_env(tmp, emu.root_url, out)
@@ -148,8 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         boot = startup(tmp)
         say(f"{jobs} jobs at concurrency {concurrency}, L = {latency:g} s...")
         clean = ideal_run(tmp, jobs, concurrency, latency, 0.0, 1)
-        say("the same with 30 % transient faults...")
-        faulty = ideal_run(tmp, jobs, concurrency, latency, 0.3, 1)
+        faulty_runs = []
+        for seed in SEEDS:
+            say(f"the same with 30 % transient faults, seed {seed}...")
+            faulty_runs.append(ideal_run(tmp, jobs, concurrency, latency, 0.3, seed))
+        faulty_runs.sort(key=lambda child: child.seconds)
+        faulty = faulty_runs[len(faulty_runs) // 2]  # the median run
         say(f"the seed's way: {jobs} processes one after another...")
         seed = seed_way(tmp, jobs, latency)
         say(f"engine cost: {small} then {big} jobs at L = 0...")
@@ -179,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "-",
         ),
         (
-            f"with 30 % transient faults{_slowdowns(faulty.stderr)}: wall time",
-            f"{faulty.seconds:.2f} s",
+            f"with 30 % transient faults, median of {len(SEEDS)} seeds{_slowdowns(faulty.stderr)}: wall time",
+            f"{faulty.seconds:.2f} s (range {faulty_runs[0].seconds:.2f}-{faulty_runs[-1].seconds:.2f})",
             f"fault-free {clean.seconds:.2f} s",
             f"**{faulty.seconds / clean.seconds:.2f}**",
             "<= 1.5",
@@ -201,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "|---|---:|---:|---:|---|",
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
-        "- every run delivered every picture (checked: exit 0, one marker and one file per job); the faulty "
-        "run used the emulator's `transient` pool at rate 0.3, seed 1, with real (unscaled) delays",
+        "- every run delivered every picture (checked: exit 0, one marker and one file per job); the "
+        f"faulty runs used the emulator's `transient` pool at rate 0.3, seeds {', '.join(map(str, SEEDS))}, "
+        "with real (unscaled) delays; single runs vary a lot, since a picture that meets two faults in a row "
+        "at the end of the batch has no other work to overlap its retries with",
         f"- engine cost per job = (wall time of {big} jobs - wall time of {small} jobs) / {big - small}, "
         "canned answers (a 1024x1024 PNG, no rendering), concurrency 2: HTTP, parsing, a full decode, an "
         "fsynced file and an fsynced manifest line per picture",

@@ -160,8 +160,11 @@ class _Run:
     def _failed(self, job: Job, error: ImageGenError, stop: bool = False) -> None:
         with self.lock:
             job.errors.append(error)
-        if stop or self.options.fail_fast or error.exit_code in self.options.stop_on:
+        if stop or self.ends_run(error):
             self.halt()
+
+    def ends_run(self, error: ImageGenError) -> bool:
+        return self.options.fail_fast or error.exit_code in self.options.stop_on
 
     def halt(self) -> None:
         """Stop the batch: no new task, no new request, no retry wait goes on."""
@@ -226,7 +229,7 @@ def run_jobs(
                 continue
             if job.error is not None:
                 run.finish(job)
-                if options.fail_fast or job.error.exit_code in options.stop_on:
+                if run.ends_run(job.error):
                     run.halt()
                 continue
             missing = range(len(job.done), job.count)

@@ -355,10 +355,11 @@ class Generator:
             status(f"{label}: waiting {wait:.0f} s to retry")
             # The whole run slows down (fewer requests at once); a long wait the server states holds back
             # every new request; a short one (Google's usual "retry in 1.2 s") only this picture.
-            pause_all = failure.retry_after is not None and wait >= PAUSE_ALL_AFTER
-            if _overloaded(failure):
+            overloaded = _overloaded(failure)
+            pause_all = overloaded and failure.retry_after is not None and wait >= PAUSE_ALL_AFTER
+            if overloaded:
                 self.throttle.slow_down(wait, stated=pause_all)
-            if not (pause_all and _overloaded(failure)):  # a pause for all is enforced by the throttle
+            if not pause_all:  # a pause for all is enforced by the throttle
                 self.throttle.sleep(wait)
 
     def _fall_back(self, model: str, failure: Failure, warnings: list[str]) -> bool:

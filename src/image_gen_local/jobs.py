@@ -81,13 +81,9 @@ def parse_line(text: str) -> dict[str, Any] | None:
 
 
 def _digest(options: dict[str, Any]) -> str:
+    """Stable identity of what a job asks for; a job's key adds which repeat of an identical line it is."""
     canonical = json.dumps(options, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def job_key(options: dict[str, Any], occurrence: int) -> str:
-    """Stable identity: what the job asks for, plus which repeat of an identical job it is."""
-    return f"{_digest(options)}-{occurrence}"
 
 
 def read_jobs(lines: Iterable[str], defaults: dict[str, Any]) -> Iterator[JobSpec | JobError]:

@@ -22,10 +22,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Emulator, EmulatorConfig
-from image_gen_local.engine import Generator, ImageRequest, prepare
-from image_gen_local.faults import CATALOGUE, TRANSIENT
+from image_gen_local.emulator.faults import CATALOGUE, TRANSIENT
+from image_gen_local.engine import Generator
+from image_gen_local.request import ImageRequest, prepare
 from image_gen_local.retry import RetryPolicy
 from readme import README, replace_section
 
@@ -71,12 +73,14 @@ def soak(label: str, requests: int, config: EmulatorConfig, scale: float, folder
     saved = retries = 0
     with Emulator(config) as emu:
         settings = Settings(base_url=emu.base_url, output_dir=out, timeout=600 * scale * 10)
-        generator = Generator(settings, warn=lambda _line: None, policy=scaled_policy(scale), heartbeat=0)
+        generator = Generator(settings, warn=lambda _line: None, policy=scaled_policy(scale))
         started = time.perf_counter()
         try:
             for i in range(requests):
-                result = generator.run(
-                    prepare(ImageRequest(f"soak picture {i}, a lighthouse at dusk"), settings)
+                result = run_request(
+                    generator,
+                    prepare(ImageRequest(f"soak picture {i}, a lighthouse at dusk"), settings),
+                    heartbeat=0,
                 )
                 saved += len(result.images)
                 retries += sum(image.retries for image in result.images)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from image_gen_local.antigravity import (
+from image_gen_local.emulator.rules import (
     FormPart,
     Geometry,
     aspect_ratio_from_size,

@@ -271,7 +271,8 @@ def test_fail_fast_also_cuts_a_retry_wait_short(emulator, tmp_path):
     import threading
 
     from image_gen_local.batch import Job, run_jobs
-    from image_gen_local.engine import Generator, ImageRequest, prepare
+    from image_gen_local.engine import Generator
+    from image_gen_local.request import ImageRequest, prepare
     from image_gen_local.retry import RetryPolicy
     from image_gen_local.throttle import Throttle
 
@@ -281,7 +282,6 @@ def test_fail_fast_also_cuts_a_retry_wait_short(emulator, tmp_path):
         warn=lambda _line: None,
         policy=RetryPolicy(first_retry=30.0),
         throttle=Throttle(2),
-        heartbeat=0,
     )
     emulator.script("500", "content-filter")
     jobs = [Job(prepared=prepare(ImageRequest(name), settings)) for name in ("waits", "refused")]

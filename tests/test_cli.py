@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, cli, markers, picture, run_script, start_script, wait_until
-from image_gen_local.cli import marker
+from image_gen_local.cli.console import marker
 
 
 def test_marker_format():

@@ -553,7 +553,7 @@ def test_stop_closes_kept_alive_connections() -> None:
 
 
 def test_serve_prints_a_warning_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    src = Path(emu_mod.__file__).resolve().parents[1]
+    src = Path(emu_mod.__file__).resolve().parents[2]
     code = (
         "from image_gen_local.emulator import serve, EmulatorConfig; serve(EmulatorConfig(), '127.0.0.1', 0)"
     )

@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 from conftest import cli, picture, png_bytes, write_picture
+from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Reply
-from image_gen_local.engine import Generator, ImageRequest, prepare
+from image_gen_local.engine import Generator
 from image_gen_local.geometry import parse_ratio
+from image_gen_local.request import ImageRequest, prepare
 
 
 def gen(emu, out_dir, *args):
@@ -347,8 +349,10 @@ def test_heartbeat_while_waiting(make_emulator, out_dir):
     emu = make_emulator(latency=0.8)
     said: list[str] = []
     settings = Settings(base_url=emu.base_url, output_dir=out_dir)
-    generator = Generator(settings, warn=said.append, heartbeat=0.2)
-    result = generator.run(prepare(ImageRequest("slow cat", aspect_ratio=parse_ratio("1:1")), settings))
+    generator = Generator(settings, warn=said.append)
+    result = run_request(
+        generator, prepare(ImageRequest("slow cat", aspect_ratio=parse_ratio("1:1")), settings), heartbeat=0.2
+    )
     generator.close()
     assert result.exit_code == 0
     assert any(line.startswith("still working") for line in said)
@@ -428,12 +432,12 @@ def test_model_fallback_is_decided_once_for_all_workers(make_emulator, out_dir):
 
 def test_a_generator_works_again_after_a_run_that_stopped(emulator, out_dir):
     settings = Settings(base_url=emulator.base_url, output_dir=out_dir)
-    generator = Generator(settings, warn=lambda _line: None, heartbeat=0)
+    generator = Generator(settings, warn=lambda _line: None)
     try:
         emulator.script("401")
-        first = generator.run(prepare(ImageRequest("first"), settings))
+        first = run_request(generator, prepare(ImageRequest("first"), settings), heartbeat=0)
         assert first.exit_code == 4
-        second = generator.run(prepare(ImageRequest("second"), settings))
+        second = run_request(generator, prepare(ImageRequest("second"), settings), heartbeat=0)
         assert second.exit_code == 0 and len(second.images) == 1
     finally:
         generator.close()

@@ -12,11 +12,13 @@ import pytest
 from PIL import Image
 
 from conftest import write_picture
+from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Emulator
-from image_gen_local.engine import Generator, ImageRequest, Result, prepare
-from image_gen_local.faults import CATALOGUE
+from image_gen_local.emulator.faults import CATALOGUE
+from image_gen_local.engine import Generator
 from image_gen_local.files import TEMP_PREFIX
+from image_gen_local.request import ImageRequest, Result, prepare
 from image_gen_local.retry import RetryPolicy
 
 FAST = RetryPolicy(first_retry=0.01, first_delay=0.01, rate_limit_delay=0.01, capacity_delay=0.01)
@@ -61,9 +63,9 @@ def run(emu: Emulator, out: Path, mode: str, tmp_path: Path, timeout: float) -> 
     images = (write_picture(tmp_path / "input.jpg", (640, 480), "JPEG"),) if mode == "i2i" else ()
     request = ImageRequest("a lighthouse at dusk", images=images, count=3 if mode == "n3" else 1)
     said: list[str] = []
-    generator = Generator(settings, warn=said.append, policy=FAST, heartbeat=0)
+    generator = Generator(settings, warn=said.append, policy=FAST)
     try:
-        return generator.run(prepare(request, settings)), said
+        return run_request(generator, prepare(request, settings), heartbeat=0), said
     finally:
         generator.close()
 

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from image_gen_local.emulator import Emulator, EmulatorConfig
-from image_gen_local.faults import (
+from image_gen_local.emulator.faults import (
     CATALOGUE,
     TRANSIENT,
     FaultPlan,

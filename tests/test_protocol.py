@@ -1,14 +1,15 @@
 from pathlib import Path
 
 from image_gen_local.geometry import Ratio, plan
-from image_gen_local.images import InputImage
-from image_gen_local.protocol import ANTIGRAVITY, CHAT, CLIPROXYAPI, IMAGES, OPENAI, build_call
+from image_gen_local.images import Upload
+from image_gen_local.protocol import build_call
+from image_gen_local.upstream import ANTIGRAVITY, CHAT, CLIPROXYAPI, IMAGES, OPENAI
 
 PLAN = plan(Ratio(16, 9), "4K")
 
 
-def _img(name: str, mime: str = "image/png") -> InputImage:
-    return InputImage(Path(name), b"bytes" * 100, mime, 10, 10, (10, 10))
+def _img(name: str, mime: str = "image/png") -> Upload:
+    return Upload(Path(name), b"bytes" * 100, mime, 10, 10, (10, 10))
 
 
 def test_antigravity_generation_sends_prompt_verbatim_and_geometry():

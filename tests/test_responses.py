@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from image_gen_local.responses import AnswerError, UnsafeSource, all_sources, decode_source, parse_answer
+from image_gen_local.answers import AnswerError, UnsafeSource, all_sources, decode_source, parse_answer
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
 

@@ -1,5 +1,5 @@
-from image_gen_local.protocol import ANTIGRAVITY, CLIPROXYAPI, OPENAI
 from image_gen_local.servers import ServerCache, ServerInfo, detect_kind, other_tier
+from image_gen_local.upstream import ANTIGRAVITY, CLIPROXYAPI, OPENAI
 
 
 def _models(*ids, owner="antigravity"):

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from image_gen_local.antigravity import Geometry, ImageJob
-from image_gen_local.synthetic import encode_picture, render_picture
+from image_gen_local.emulator.rules import Geometry, ImageJob
+from image_gen_local.emulator.synthetic import encode_picture, render_picture
 
 PRO = "gemini-3-pro-image"
 

@@ -3,7 +3,7 @@
 Jobs stream in (a bounded queue, so a 1000-line file costs no more memory than a 10-line one); each picture
 is a task for one of `concurrency` worker threads; every request passes one shared Throttle, so a 429
 anywhere slows the whole batch down. A manifest records every picture as it is saved, so a rerun skips
-what is done. `image-gen -n N` runs through the same engine with a single job.
+what is done. `image-gen -n N` runs through the same engine with a single job (`run_request`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from typing import Any
 
 from . import files
 from .config import Settings
-from .engine import Generator, Prepared, SavedImage, prepare
+from .engine import Generator
 from .errors import ExitCode, ImageGenError, UsageError
 from .jobs import JobSpec, check_jobs, read_jobs, to_request
 from .manifest import Manifest
+from .progress import HEARTBEAT_SECONDS, Heartbeat
+from .request import Prepared, Result, SavedImage, prepare
 from .retry import RetryPolicy
 from .servers import ServerCache
 from .throttle import Cancelled, Throttle
@@ -40,6 +42,9 @@ SEVERITY = (
 )
 # Failures after which every later request would fail the same way.
 SERVER_UNUSABLE = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT}
+# With -n, these also stop the other pictures of the command: the server is unusable, the one deadline is
+# over, or the input pictures they all share are refused.
+STOP_ALL = {*SERVER_UNUSABLE, ExitCode.DEADLINE, ExitCode.BAD_INPUT}
 
 
 @dataclass
@@ -142,7 +147,7 @@ class _Run:
         assert job.prepared is not None
         deadline = self.options.deadline or time.monotonic() + self.generator.settings.timeout
         try:
-            saved = self.generator.picture(job.prepared, index, deadline, self.status)
+            saved = self.generator.picture(job.prepared, index, deadline, self.status, self.ends_run)
         except Cancelled:
             return  # the run stopped while this picture waited for its turn: it counts as not attempted
         except Exception as exc:  # ImageGenError, or a bug: one job's failure
@@ -160,11 +165,11 @@ class _Run:
     def _failed(self, job: Job, error: ImageGenError, stop: bool = False) -> None:
         with self.lock:
             job.errors.append(error)
-        if stop or self.ends_run(error):
+        if stop or self.ends_run(error.exit_code):
             self.halt()
 
-    def ends_run(self, error: ImageGenError) -> bool:
-        return self.options.fail_fast or error.exit_code in self.options.stop_on
+    def ends_run(self, code: ExitCode) -> bool:
+        return self.options.fail_fast or code in self.options.stop_on
 
     def halt(self) -> None:
         """Stop the batch: no new task, no new request, no retry wait goes on."""
@@ -208,7 +213,6 @@ def run_jobs(
 ) -> BatchOutcome:
     """Run every job's missing pictures on `options.concurrency` workers; jobs are consumed as they go."""
     run = _Run(generator, options, on_saved, on_job, status, manifest, keep_jobs)
-    generator.stop_on = set(SEVERITY) if options.fail_fast else set(options.stop_on)
     generator.throttle.reopen()
     started = time.monotonic()
     # Twice as many threads as request slots: while one thread saves its picture or waits out a retry
@@ -229,7 +233,7 @@ def run_jobs(
                 continue
             if job.error is not None:
                 run.finish(job)
-                if run.ends_run(job.error):
+                if run.ends_run(job.error.exit_code):
                     run.halt()
                 continue
             missing = range(len(job.done), job.count)
@@ -257,6 +261,30 @@ def run_jobs(
     finally:
         run.outcome.seconds = time.monotonic() - started
     return run.outcome
+
+
+def run_request(
+    generator: Generator,
+    prepared: Prepared,
+    on_saved: Callable[[SavedImage], None] | None = None,
+    heartbeat: float = HEARTBEAT_SECONDS,
+) -> Result:
+    """All pictures of one request (`-n`), within one deadline, as many at once as the generator's
+    throttle allows; a "still working" line every `heartbeat` seconds through the generator's `warn`."""
+    deadline = time.monotonic() + generator.settings.timeout
+    options = BatchOptions(
+        concurrency=generator.throttle.concurrency, deadline=deadline, stop_on=set(STOP_ALL)
+    )
+    with Heartbeat(generator.warn, heartbeat) as beat:
+        outcome = run_jobs(generator, [Job(prepared=prepared)], options, on_saved=on_saved, status=beat.set)
+    [job] = outcome.jobs
+    errors = job.errors
+    if not errors and len(job.saved) < prepared.request.count:
+        errors = [NotAttempted("the run stopped before every picture was made", "run it again")]
+    missing = prepared.request.count - len(job.saved) - len(job.errors)
+    if missing > 0 and job.errors:
+        generator.warn(f"{missing} more picture(s) not attempted after: {job.errors[-1]}")
+    return Result(job.saved, errors)
 
 
 @dataclass
@@ -376,9 +404,5 @@ def _job_record(job: Job) -> dict[str, Any]:
         "retries": job.retries,
     }
     if error is not None:
-        record["error"] = {
-            "exit_code": int(error.exit_code),
-            "class": error.exit_code.name.lower(),
-            "message": str(error),
-        }
+        record["error"] = error.as_json()
     return record

@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UsageError
-from .protocol import ROUTES
+from .upstream import DEFAULT_MODEL, ROUTES
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8045/v1"
-DEFAULT_MODEL = "gemini-3-pro-image"
 DEFAULT_OUTPUT_DIR = "~/clawd/tmp/image-gen"  # the seed skill's folder, kept so existing agents find files
 DEFAULT_TIMEOUT = 600.0
 ROUTE_CHOICES = ("auto", *ROUTES)
@@ -132,7 +131,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         )
     model = str(merged["model"]).strip()
     if not model:
-        raise UsageError("the model name is empty", "use e.g. --model gemini-3-pro-image")
+        raise UsageError("the model name is empty", f"use e.g. --model {DEFAULT_MODEL}")
     return Settings(
         base_url=normalise_base_url(str(merged["base_url"])),
         api_key=(str(merged["api_key"]).strip() or None) if merged["api_key"] else None,

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import files
+from .answers import AnswerError, parse_json
 from .config import Settings
 from .errors import ExitCode, ImageGenError
 from .failures import classify, looks_like_html
-from .protocol import FilePart
-from .responses import AnswerError, parse_json
+from .protocol import Call, FilePart
 from .servers import detect_kind, model_ids
 from .transport import HttpAnswer, Transport, TransportFailure
+from .upstream import NOT_ON_IMAGES_API, has_grid_suffix
 
 TIMEOUT = 10.0
 
@@ -43,7 +44,7 @@ def route_check(name: str, answer: HttpAnswer | None, failure: str | None) -> Ch
         return Check(name, False, f"not offered (HTTP {answer.status})", ExitCode.UNREACHABLE)
     if answer.status in (401, 403):
         return Check(name, False, f"refused (HTTP {answer.status})", ExitCode.AUTH)
-    if "is not supported on /v1/images" in answer.text:
+    if NOT_ON_IMAGES_API in answer.text:
         return Check(name, True, "offered, but not for Gemini models (chat will be used)", warning=True)
     return Check(name, True, f"offered (answered HTTP {answer.status} to an empty request)")
 
@@ -66,13 +67,9 @@ def run_checks(settings: Settings, emit: Callable[[str], None]) -> int:
         if models is not None:
             _judge_models(settings, models, time.monotonic() - started, record)
         if all(c.ok for c in checks):
-            for name, path, probe in (
-                ("images API", "/images/generations", {"json": {}}),
-                ("edits API", "/images/edits", {"form": {"model": settings.model}}),
-                ("chat API", "/chat/completions", {"json": {}}),
-            ):
-                answer, failure = _probe(transport, path, probe)
-                record(route_check(f"{name} ({path})", answer, failure))
+            for name, call in _probes(settings.model):
+                answer, failure = _probe(transport, call)
+                record(route_check(f"{name} ({call.path})", answer, failure))
     finally:
         transport.close()
     try:
@@ -114,11 +111,7 @@ def _judge_models(
     record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms), looks like {kind}"))
     record(Check("API key", True, "accepted" if settings.api_key else "none needed"))
     image_models = [m for m in model_ids(data) if "image" in m.lower()]
-    base_models = [
-        m
-        for m in image_models
-        if not any(m.endswith(s) for s in ("x9", "x16", "x3", "x4", "x1", "-2k", "-4k"))
-    ]
+    base_models = [m for m in image_models if not has_grid_suffix(m)]
     if not image_models:
         record(Check("image models", True, "none listed; generation may still work", warning=True))
     elif settings.model in image_models:
@@ -136,18 +129,18 @@ def _judge_models(
         )
 
 
-def _probe(transport: Transport, path: str, probe: dict[str, object]) -> tuple[HttpAnswer | None, str | None]:
-    from .protocol import Call
-
-    form = probe.get("form")
-    call = Call(
-        "probe",
-        path,
-        json=probe.get("json"),  # type: ignore[arg-type]
-        form=form,  # type: ignore[arg-type]
-        files=(FilePart("probe", "probe.txt", b"", "text/plain"),) if form is not None else (),
-    )
+def _probe(transport: Transport, call: Call) -> tuple[HttpAnswer | None, str | None]:
     try:
         return transport.send(call, TIMEOUT), None
     except TransportFailure as exc:
         return None, exc.failure.line()
+
+
+def _probes(model: str) -> list[tuple[str, Call]]:
+    """Requests each route refuses before generating anything: no prompt, so no quota is spent."""
+    empty_file = (FilePart("probe", "probe.txt", b"", "text/plain"),)
+    return [
+        ("images API", Call("probe", "/images/generations", json={})),
+        ("edits API", Call("probe", "/images/edits", form={"model": model}, files=empty_file)),
+        ("chat API", Call("probe", "/chat/completions", json={})),
+    ]

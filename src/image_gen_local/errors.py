@@ -7,6 +7,7 @@ traceback and agents can branch on the exit code.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -36,6 +37,10 @@ class ImageGenError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason}; {self.fix}" if self.fix else self.reason
+
+    def as_json(self) -> dict[str, Any]:
+        """The one JSON shape of an error, in --json documents and the batch manifest alike."""
+        return {"exit_code": int(self.exit_code), "class": self.exit_code.name.lower(), "message": str(self)}
 
 
 class UsageError(ImageGenError):

@@ -13,6 +13,17 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import ExitCode
+from .upstream import (
+    ENTITY_NOT_FOUND,
+    IMAGE_READ_ERROR,
+    INPUT_UNREADABLE,
+    NO_IMAGES,
+    NO_QUOTA,
+    NOT_ON_IMAGES_API,
+    PROXY_DISABLED,
+    TOKEN_REJECTED,
+    VALIDATION_REQUIRED,
+)
 
 
 class Kind(str, Enum):
@@ -162,15 +173,15 @@ def classify(status: int, body: str, headers: Mapping[str, str] | None = None) -
     lower = body.lower()
     delay = retry_delay(body, headers)
 
-    if "validation_required" in lower:
+    if VALIDATION_REQUIRED.lower() in lower:
         return Failure(Kind.ACCOUNT, f"{said} (the Google account needs verification)", status)
-    if "proxy service is currently disabled" in lower:
+    if PROXY_DISABLED.lower() in lower:
         return Failure(Kind.DISABLED, said, status)
-    if status in (401,) or (status == 403 and "token_rejected" in lower):
+    if status in (401,) or (status == 403 and TOKEN_REJECTED in lower):
         return Failure(Kind.AUTH, said, status)
-    if "no accounts available with quota for model" in lower:
+    if NO_QUOTA.lower() in lower:
         return Failure(Kind.MODEL, said, status)
-    if "no images generated" in lower:
+    if NO_IMAGES.lower() in lower:
         return Failure(Kind.NO_IMAGE, said, status)
     if status == 429:
         return Failure(Kind.RATE_LIMIT, said, status, delay)
@@ -178,7 +189,7 @@ def classify(status: int, body: str, headers: Mapping[str, str] | None = None) -
         return Failure(Kind.TOO_LARGE, said, status)
     if status in (404, 400) and _model_missing(lower):
         return Failure(Kind.MODEL, said, status)
-    if status in (404, 405) or (status == 400 and "is not supported on /v1/images" in lower):
+    if status in (404, 405) or (status == 400 and NOT_ON_IMAGES_API in lower):
         return Failure(Kind.ROUTE, said, status)
     if status == 403:
         return Failure(Kind.AUTH, said, status)
@@ -186,14 +197,14 @@ def classify(status: int, body: str, headers: Mapping[str, str] | None = None) -
         return Failure(Kind.CAPACITY, said, status, delay)
     if status == 200 and looks_like_html(body):
         return Failure(Kind.NOT_IMAGE_API, f"server answered {status} with an HTML page", status)
-    if "unable to process input image" in lower or "image read error" in lower:
+    if INPUT_UNREADABLE.lower() in lower or IMAGE_READ_ERROR.lower() in lower:
         return Failure(Kind.INPUT_REJECTED, said, status)
     return Failure(Kind.BAD_REQUEST, said, status)
 
 
 def _model_missing(lower: str) -> bool:
-    return "requested entity was not found" in lower or (
+    return ENTITY_NOT_FOUND.lower() in lower or (
         "model" in lower
         and any(w in lower for w in ("not found", "does not exist", "unknown", "not supported"))
-        and "is not supported on /v1/images" not in lower
+        and NOT_ON_IMAGES_API not in lower
     )

@@ -11,21 +11,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-TIERS: tuple[str, ...] = ("1K", "2K", "4K")
-
-# Pixel sizes Gemini 3 image models return (Antigravity's image guide; server-api.md appendix).
-SERVER_SIZES: dict[tuple[int, int], dict[str, tuple[int, int]]] = {
-    (1, 1): {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
-    (2, 3): {"1K": (848, 1264), "2K": (1696, 2528), "4K": (3392, 5056)},
-    (3, 2): {"1K": (1264, 848), "2K": (2528, 1696), "4K": (5056, 3392)},
-    (3, 4): {"1K": (896, 1200), "2K": (1792, 2400), "4K": (3584, 4800)},
-    (4, 3): {"1K": (1200, 896), "2K": (2400, 1792), "4K": (4800, 3584)},
-    (4, 5): {"1K": (928, 1152), "2K": (1856, 2304), "4K": (3712, 4608)},
-    (5, 4): {"1K": (1152, 928), "2K": (2304, 1856), "4K": (4608, 3712)},
-    (9, 16): {"1K": (768, 1376), "2K": (1536, 2752), "4K": (3072, 5504)},
-    (16, 9): {"1K": (1376, 768), "2K": (2752, 1536), "4K": (5504, 3072)},
-    (21, 9): {"1K": (1584, 672), "2K": (3168, 1344), "4K": (6336, 2688)},
-}
+from .upstream import SERVER_SIZES, TIERS
 
 # Ratios beyond these bounds would crop away most of any picture the server can make.
 MIN_RATIO = Fraction(1, 10)
@@ -33,7 +19,10 @@ MAX_RATIO = Fraction(10, 1)
 
 # The server's own sizes are close to, not exactly, their ratio (2752x1536 is "16:9"): within this relative
 # distance a picture counts as having the ratio asked for.
-RATIO_TOLERANCE = 0.02
+DELIVERED_RATIO_TOLERANCE = 0.02
+
+# A returned size belongs to a tier when its long side is within this relative distance of the tier's.
+TIER_TOLERANCE = 0.05
 
 # An input picture within this relative distance of a supported ratio is treated as having that ratio,
 # so a 4032x3025 photo is not cropped by one pixel.
@@ -196,7 +185,7 @@ def plan(ratio: Ratio | None = None, tier: str = "1K", size: tuple[int, int] | N
 
 
 def has_ratio(size: tuple[int, int], ratio: Ratio) -> bool:
-    return abs((size[0] / size[1]) / ratio.value - 1) <= RATIO_TOLERANCE
+    return abs((size[0] / size[1]) / ratio.value - 1) <= DELIVERED_RATIO_TOLERANCE
 
 
 def _crop_for(actual: tuple[int, int], plan: Plan) -> tuple[int, int, int, int] | None:
@@ -227,7 +216,8 @@ def tier_of(size: tuple[int, int], ratio: Ratio) -> str | None:
         return None
     long_side = max(size)
     for tier in TIERS:
-        if abs(max(server_size(ratio, tier)) - long_side) <= max(server_size(ratio, tier)) * 0.05:
+        expected = max(server_size(ratio, tier))
+        if abs(expected - long_side) <= expected * TIER_TOLERANCE:
             return tier
     return None
 
@@ -236,4 +226,4 @@ def describe_ratio(size: tuple[int, int]) -> str:
     """A human label for the ratio of a size: the supported ratio it matches, else the reduced W:H."""
     exact = Ratio.of(*size)
     near = nearest_supported(exact)
-    return str(near) if abs(near.value / exact.value - 1) <= 0.02 else str(exact)
+    return str(near) if has_ratio(size, near) else str(exact)

@@ -25,7 +25,6 @@ MAX_INPUT_SIDE = 3072
 MAX_INPUT_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 # The largest picture the server makes is 6336x2688 (17 MP); anything far beyond is hostile or broken.
 MAX_ANSWER_PIXELS = 64_000_000
-MAX_INPUTS = 14
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
@@ -38,7 +37,7 @@ class PictureRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class InputImage:
+class Upload:
     """A picture ready to upload."""
 
     source: Path
@@ -90,7 +89,7 @@ def _open(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data))
 
 
-def load_input(path: Path) -> InputImage:
+def load_input(path: Path) -> Upload:
     """Read, check and normalise one --image file; raise InputImageError with the reason."""
     shown = str(path)
     if not path.exists():
@@ -167,7 +166,7 @@ def load_input(path: Path) -> InputImage:
     else:
         image.convert("RGB").save(out, "JPEG", quality=95)
         mime = "image/jpeg"
-    return InputImage(path, out.getvalue(), mime, image.width, image.height, original)
+    return Upload(path, out.getvalue(), mime, image.width, image.height, original)
 
 
 def _source_lossless(data: bytes) -> bool:

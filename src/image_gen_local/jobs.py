@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import geometry
-from .engine import ImageRequest, check_request
 from .errors import ImageGenError
+from .request import ImageRequest, check_request, request_from_options
 
 # Options a job line may set; the rest (server, key, folder, deadline) belong to the whole batch.
 JOB_OPTIONS = ("prompt", "image", "size", "resolution", "aspect_ratio", "count", "output")
@@ -111,27 +110,18 @@ def read_jobs(lines: Iterable[str], defaults: dict[str, Any]) -> Iterator[JobSpe
 def to_request(spec: JobSpec, base: Path) -> ImageRequest:
     """The job as an ImageRequest, paths relative to the batch file's folder. Raises ValueError."""
     options = spec.options
-
-    def path(value: Any) -> Path:
-        candidate = Path(str(value)).expanduser()
-        return candidate if candidate.is_absolute() else base / candidate
-
     images = options.get("image") or []
     if not isinstance(images, list):
         raise ValueError("image must be a path or a list of paths")
-    count = options.get("count", 1)
-    if isinstance(count, bool) or not isinstance(count, int | str) or not str(count).strip().isdigit():
-        raise ValueError(f"count {count!r} is not a whole number")
-    return ImageRequest(
-        prompt=spec.prompt,
-        images=tuple(path(p) for p in images),
-        size=geometry.parse_size(str(options["size"])) if options.get("size") else None,
-        resolution=geometry.parse_tier(str(options.get("resolution", "1k"))),
-        aspect_ratio=geometry.parse_ratio(str(options["aspect_ratio"]))
-        if options.get("aspect_ratio")
-        else None,
-        count=int(count),
-        output=path(options["output"]) if options.get("output") else None,
+    return request_from_options(
+        spec.prompt,
+        images=[str(p) for p in images],
+        size=options.get("size"),
+        resolution=options.get("resolution"),
+        aspect_ratio=options.get("aspect_ratio"),
+        count=options.get("count", 1),
+        output=str(options["output"]) if options.get("output") else None,
+        base=base,
     )
 
 

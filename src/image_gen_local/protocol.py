@@ -12,17 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .geometry import Plan
+from .upstream import ANTIGRAVITY, CHAT, CLIPROXYAPI, IMAGES, OPENAI
 
 if TYPE_CHECKING:  # only for annotations: importing Pillow here would slow every start-up
-    from .images import InputImage
-
-ANTIGRAVITY = "antigravity"
-CLIPROXYAPI = "cliproxyapi"
-OPENAI = "openai"
-
-IMAGES = "images"  # /images/generations, or /images/edits when there are input pictures
-CHAT = "chat"  # /chat/completions with the image model
-ROUTES = (IMAGES, CHAT)
+    from .images import Upload
 
 # OpenAI's own image sizes, for servers that only speak OpenAI.
 _OPENAI_SIZES = {(1, 1): "1024x1024", (3, 2): "1536x1024", (2, 3): "1024x1536"}
@@ -72,7 +65,7 @@ def _summarise(value: Any) -> Any:
     return value
 
 
-def data_url(image: InputImage) -> str:
+def data_url(image: Upload) -> str:
     return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
@@ -83,7 +76,7 @@ def _openai_size(plan: Plan) -> str:
 
 
 def build_call(
-    route: str, kind: str, prompt: str, model: str, plan: Plan, inputs: tuple[InputImage, ...] = ()
+    route: str, kind: str, prompt: str, model: str, plan: Plan, inputs: tuple[Upload, ...] = ()
 ) -> Call:
     """The request that asks `kind` of server for one picture by `route`."""
     ratio, tier = str(plan.request_ratio), plan.tier
@@ -101,7 +94,7 @@ def build_call(
 
 
 def _edits_call(
-    kind: str, prompt: str, model: str, ratio: str, tier: str, inputs: tuple[InputImage, ...], plan: Plan
+    kind: str, prompt: str, model: str, ratio: str, tier: str, inputs: tuple[Upload, ...], plan: Plan
 ) -> Call:
     form = {"model": model, "prompt": prompt, "n": "1"}
     if kind == OPENAI:
@@ -117,9 +110,7 @@ def _edits_call(
     return Call(IMAGES, "/images/edits", form=form, files=files)
 
 
-def _chat_call(
-    kind: str, prompt: str, model: str, ratio: str, tier: str, inputs: tuple[InputImage, ...]
-) -> Call:
+def _chat_call(kind: str, prompt: str, model: str, ratio: str, tier: str, inputs: tuple[Upload, ...]) -> Call:
     content: str | list[dict[str, Any]] = prompt
     if inputs:
         content = [{"type": "text", "text": prompt}] + [

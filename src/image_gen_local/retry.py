@@ -1,15 +1,17 @@
-"""How long to wait before trying again. Pure: the caller sleeps.
+"""What to do after a failed attempt, and how long to wait. Pure: the caller sleeps and switches.
 
 The server's images path rotates accounts without backing off, so the client must: honour what the
 server asked for (Retry-After, Google's retryDelay), else back off exponentially with jitter so parallel
 agents do not retry in lockstep. The first retry is quick: the proxy answers the next request from another
-account, which often has capacity.
+account, which often has capacity. `decide` is the whole decision table: retry, switch route, try the
+other model, or stop.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from enum import Enum
 
 from .failures import Failure, Kind
 
@@ -26,6 +28,7 @@ class RetryPolicy:
     max_retries: int | None = None  # retries per picture; None: as many as the deadline allows
 
 
+PAUSE_ALL_AFTER = 2.0  # a stated wait this long means quota or capacity is gone for everyone, not a blip
 MIN_ATTEMPT_SECONDS = 240.0  # a real 4K picture can take minutes; never cut an attempt shorter than this
 ATTEMPT_SHARE = 0.7
 
@@ -57,3 +60,55 @@ def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Ran
             base = policy.first_delay
         delay = min(policy.max_delay, base * 2 ** (attempt - 2))
     return max(0.0, delay * (1 + rng.uniform(-policy.jitter, policy.jitter)))
+
+
+class Action(str, Enum):
+    RETRY = "retry"  # wait, then the same request again
+    SWITCH_ROUTE = "switch_route"  # this API is missing here: the next route, at once
+    OTHER_MODEL = "other_model"  # the model is unavailable: the other tier, at once (if not tried yet)
+    STOP = "stop"  # give up with the failure's exit code
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    wait: float = 0.0  # before a retry
+    gave_up: bool = False  # stopped although the failure was retryable: time or retries ran out
+    slow_down: bool = False  # the server is overloaded: the whole run should ask less at once
+    pause_all: bool = False  # ... and hold every new request until `wait` is over
+
+
+def counts_as_no_image(failure: Failure) -> bool:
+    """Failures retried once only: the model gave no usable picture (usually a safety block)."""
+    return failure.kind in (Kind.NO_IMAGE, Kind.BAD_ANSWER)
+
+
+def overloaded(failure: Failure) -> bool:
+    """The server says it is too busy (as opposed to a flaky connection): the whole run should slow down."""
+    return failure.kind is Kind.RATE_LIMIT or (failure.kind is Kind.CAPACITY and failure.status == 503)
+
+
+def decide(
+    failure: Failure,
+    *,
+    attempts: int,
+    no_image: int,
+    wait: float,
+    time_left: float,
+    routes_left: int,
+    policy: RetryPolicy,
+) -> Decision:
+    """After attempt number `attempts` failed with `failure` (the `no_image`-th no-picture failure so
+    far), with `wait` the backoff it would take and `time_left` before the deadline."""
+    if failure.kind is Kind.ROUTE and routes_left > 0:
+        return Decision(Action.SWITCH_ROUTE)
+    if failure.kind is Kind.MODEL:
+        return Decision(Action.OTHER_MODEL)
+    if not failure.retryable or no_image > policy.no_image_retries:
+        return Decision(Action.STOP)
+    out_of_retries = policy.max_retries is not None and attempts > policy.max_retries
+    if wait >= time_left or out_of_retries:
+        return Decision(Action.STOP, gave_up=True)
+    slow = overloaded(failure)
+    pause = slow and failure.retry_after is not None and wait >= PAUSE_ALL_AFTER
+    return Decision(Action.RETRY, wait, slow_down=slow, pause_all=pause)

@@ -1,7 +1,8 @@
 """Which kind of server is behind the base URL, learned once from /v1/models and cached.
 
 Antigravity Tools, CLIProxyAPI and OpenAI-compatible proxies read different fields; sending each only what
-it understands is what makes the size and the verbatim prompt arrive.
+it understands is what makes the size and the verbatim prompt arrive. `Discovery` asks once per process
+(workers starting together share the answer) and remembers it across processes in a small cache file.
 """
 
 from __future__ import annotations
@@ -9,19 +10,30 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .protocol import ANTIGRAVITY, CLIPROXYAPI, OPENAI
+from .upstream import (
+    ANTIGRAVITY,
+    CLIPROXYAPI,
+    CLIPROXYAPI_PORT,
+    FLASH_IMAGE,
+    OPENAI,
+    PRO_IMAGE,
+    lists_model_grid,
+)
+
+if TYPE_CHECKING:
+    from .transport import Transport
 
 CACHE_FILE = "servers.json"
 CACHE_TTL = 24 * 3600.0
-
-PRO = "gemini-3-pro-image"
-FLASH = "gemini-3.1-flash-image"
+PROBE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -38,12 +50,11 @@ def detect_kind(base_url: str, models_answer: Any) -> str:
     ids = {str(e.get("id", "")) for e in entries}
     owners = {str(e.get("owned_by", "")).lower() for e in entries}
     parts = urlsplit(base_url)
-    # Antigravity Tools always lists its grid of ratio-suffixed pro-image ids.
-    if any(i.startswith(PRO + "-") and i.endswith(("-16x9", "-1x1")) for i in ids):
+    if lists_model_grid(ids):
         return ANTIGRAVITY
     if (parts.hostname or "").endswith("openai.com"):
         return OPENAI
-    if parts.port == 8317:
+    if parts.port == CLIPROXYAPI_PORT:
         return CLIPROXYAPI
     if owners == {"antigravity"}:
         return ANTIGRAVITY
@@ -60,7 +71,7 @@ def other_tier(model: str) -> str | None:
     name = model.lower()
     if "image" not in name:
         return None
-    return PRO if "flash" in name else FLASH
+    return PRO_IMAGE if "flash" in name else FLASH_IMAGE
 
 
 class ServerCache:
@@ -101,3 +112,54 @@ class ServerCache:
             os.replace(temp, self.path)
         except OSError:
             pass
+
+
+class Discovery:
+    """What this process knows of one server: its kind, asked once (cached, else probed)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        transport: Callable[[], Transport],
+        cache: ServerCache | None = None,
+        info: Callable[[str], None] = lambda _message: None,
+    ) -> None:
+        self.base_url = base_url
+        self.cache = cache
+        self.info = info
+        self._transport = transport
+        self._server: ServerInfo | None = None
+        self._lock = threading.Lock()
+
+    def kind(self, deadline: float, probe: bool = True) -> str:
+        """Cached, else learned from /v1/models; an unknown server is treated as Antigravity."""
+        with self._lock:  # workers starting together ask once
+            if self._server is None and self.cache is not None:
+                self._server = self.cache.get(self.base_url)
+            if self._server is None and probe:
+                self._server = self.probe(min(PROBE_TIMEOUT, max(0.1, deadline - time.monotonic())))
+            return self._server.kind if self._server else ANTIGRAVITY
+
+    def probe(self, timeout: float) -> ServerInfo | None:
+        from .answers import AnswerError, parse_json
+        from .transport import TransportFailure
+
+        try:
+            answer = self._transport().get("/models", timeout)
+            if answer.status != 200:
+                return None
+            data = parse_json(answer.body)
+        except (TransportFailure, AnswerError):
+            return None
+        server = ServerInfo(detect_kind(self.base_url, data), model_ids(data), time.time())
+        self.info(f"server at {self.base_url} looks like {server.kind} ({len(server.models)} models)")
+        if self.cache is not None:
+            self.cache.put(self.base_url, server)
+        return server
+
+    def learn(self, kind: str) -> None:
+        """An answer told us the kind (CLIProxyAPI's 400 on the images API): remember it."""
+        with self._lock:
+            self._server = ServerInfo(kind, self._server.models if self._server else [], time.time())
+            if self.cache is not None:
+                self.cache.put(self.base_url, self._server)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
-from .antigravity import ImageJob, InputImage, format_mime
+from .rules import ImageJob, ReceivedImage, format_mime
 
 BANNER = "SYNTHETIC — image-gen-local emulator, no AI model was used"
 PNG_SOFTWARE = "image-gen-local emulator"
@@ -154,7 +154,7 @@ def decode_thumbnail(data: bytes, side: int = THUMB_SIDE) -> Image.Image | None:
 def _draw_inputs(
     img: Image.Image,
     box: tuple[int, int, int, int],
-    inputs: Sequence[InputImage],
+    inputs: Sequence[ReceivedImage],
     thumbs: Sequence[Image.Image],
     unit: int,
 ) -> None:

@@ -1,11 +1,11 @@
-"""Offline emulator of the Antigravity Tools image API (see server-api.md).
+"""Offline emulator of the Antigravity Tools image API (docs/server-api.md).
 
 Users try the tool without spending quota, and every test of the project runs against it, so it copies the
 real server where a client can notice (status codes, plain-text error bodies, how `size`, `quality`,
 `image_size` and model suffixes pick the aspect ratio and pixel size, prompt rewriting, chat markdown
 replies) and draws pictures that say loudly that they are synthetic.
 
-This module is the HTTP edge; the server's rules are in `antigravity.py` (pure) and its pictures in
+This module is the HTTP edge; the server's rules are in `rules.py` (pure) and its pictures in
 `synthetic.py`.
 """
 
@@ -26,15 +26,24 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .antigravity import (
-    FLASH_IMAGE,
+from ..upstream import FLASH_IMAGE, PRO_IMAGE
+from .faults import (
+    FaultPlan,
+    FaultSpec,
+    Pictures,
+    early_reply,
+    late_reply,
+    parse_pool,
+    parse_spec,
+    parse_specs,
+)
+from .rules import (
     FORMATS,
     IMAGE_ROUTES,
     MAX_BODY,
-    PRO_IMAGE,
     TEXT_REPLY,
     ImageJob,
-    InputImage,
+    ReceivedImage,
     Reply,
     TextJob,
     chat_completion,
@@ -53,16 +62,6 @@ from .antigravity import (
     route_for,
     split_edit_form,
     upstream_image_error,
-)
-from .faults import (
-    FaultPlan,
-    FaultSpec,
-    Pictures,
-    early_reply,
-    late_reply,
-    parse_pool,
-    parse_spec,
-    parse_specs,
 )
 from .synthetic import render_job
 
@@ -393,7 +392,7 @@ def _peek(route: str, content_type: str | None, raw: bytes) -> tuple[dict[str, A
     return (parsed if isinstance(parsed, dict) else {}), []
 
 
-def _file_row(item: InputImage) -> tuple[str, str, int, str | None]:
+def _file_row(item: ReceivedImage) -> tuple[str, str, int, str | None]:
     return (item.label, item.declared_mime, len(item.data), item.sniffed)
 
 

@@ -1,4 +1,4 @@
-"""What Antigravity Tools does with a request: pure rules read from its source (see server-api.md).
+"""What Antigravity Tools does with a request: pure rules read from its source (docs/server-api.md).
 
 How `size`, `quality`, `image_size` and model suffixes pick the ratio and the tier, how prompts are
 rewritten, which quota bucket a model uses, which errors come back in which words. The emulator answers
@@ -20,26 +20,32 @@ from typing import Any
 
 from PIL import Image
 
-from .geometry import SERVER_SIZES, TIERS
+from ..upstream import (
+    ENTITY_NOT_FOUND,
+    FLASH_IMAGE,
+    INPUT_UNREADABLE,
+    MODEL_GRID,
+    NO_IMAGES,
+    NO_QUOTA,
+    PRO_IMAGE,
+    RATIO_NAMES,
+    SERVER_DEFAULT_MODEL,
+    SERVER_RATIO_MATCH,
+    SERVER_RATIO_ORDER,
+    SERVER_SIZES,
+    TIERS,
+)
 
-PRO_IMAGE = "gemini-3-pro-image"
-FLASH_IMAGE = "gemini-3.1-flash-image"
-DEFAULT_IMAGE_MODEL = FLASH_IMAGE
 TEXT_MODEL = "gemini-3-flash"
 MODEL_CREATED = 1706745600
 MAX_BODY = 100 * 1024 * 1024
 TEXT_PLAIN = "text/plain; charset=utf-8"
 APPLICATION_JSON = "application/json"
 
-EXACT_RATIOS = ("21:9", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "1:1")
-# common_utils.rs compares W/H with the supported ratios in this order, first hit within 0.05 wins.
-TOLERANCE_ORDER = ("21:9", "16:9", "4:3", "3:4", "9:16", "3:2", "2:3", "5:4", "4:5", "1:1")
-RATIO_TOLERANCE = 0.05
-# Model-name ratio hints, tested with `contains` in this order (common_utils.rs).
+# Model-name ratio hints, tested with `contains` in this order (common_utils.rs): widest names first.
+HINT_ORDER = ("21:9", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "1:1")
 MODEL_RATIO_HINTS: tuple[tuple[str, str], ...] = tuple(
-    (f"-{sep.join(r.split(':'))}", r)
-    for r in ("21:9", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "1:1")
-    for sep in ("x", "-")
+    (f"-{sep.join(r.split(':'))}", r) for r in HINT_ORDER for sep in ("x", "-")
 )
 STRIPPED_SUFFIXES: tuple[str, ...] = (
     "-4k",
@@ -81,9 +87,9 @@ SNIFFED_MIME: tuple[tuple[str, str], ...] = (
     ("BMP", "image/bmp"),
     ("TIFF", "image/tiff"),
 )
-QUOTA_ERROR = "No accounts available with quota for model: {}"
-UNREADABLE_IMAGE = "Unable to process input image. Please retry or report"
-NOT_FOUND_MESSAGE = "Requested entity was not found."
+QUOTA_ERROR = NO_QUOTA + ": {}"
+UNREADABLE_IMAGE = INPUT_UNREADABLE + ". Please retry or report"
+NOT_FOUND_MESSAGE = ENTITY_NOT_FOUND + "."
 UNPROCESSABLE = "Failed to deserialize the JSON body into the target type"
 TEXT_REPLY = (
     "This is the image-gen-local emulator: it only draws synthetic pictures and runs no language model. "
@@ -141,7 +147,7 @@ class Geometry:
 
 
 @dataclass(frozen=True)
-class InputImage:
+class ReceivedImage:
     """An image the client sent; the server forwards it with the declared MIME and never sniffs."""
 
     label: str
@@ -164,7 +170,7 @@ class ImageJob:
     prompt: str
     count: int = 1
     response_format: str = "b64_json"
-    inputs: tuple[InputImage, ...] = ()
+    inputs: tuple[ReceivedImage, ...] = ()
     stream: bool = False
     error: Reply | None = None
     upstream_error: bool = False  # the real server only learns of `error` from Google, after its latency
@@ -222,16 +228,16 @@ def _parse_f64(text: str) -> float | None:
 
 def aspect_ratio_from_size(size: str) -> str:
     """`calculate_aspect_ratio_from_size`: exact ratio names, else WxH within 0.05, else 1:1 (not nearest)."""
-    if size in EXACT_RATIOS:
+    if size in RATIO_NAMES:
         return size
     w_text, sep, h_text = size.partition("x")
     if sep:
         w, h = _parse_f64(w_text), _parse_f64(h_text)
         if w is not None and h is not None and w > 0 and h > 0:
             value = w / h
-            for name in TOLERANCE_ORDER:
+            for name in SERVER_RATIO_ORDER:
                 rw, rh = name.split(":")
-                if abs(value - int(rw) / int(rh)) < RATIO_TOLERANCE:
+                if abs(value - int(rw) / int(rh)) < SERVER_RATIO_MATCH:
                     return name
     return "1:1"
 
@@ -337,11 +343,7 @@ def model_list(models: Sequence[str]) -> dict[str, Any]:
     """Configured models, the server's hard-coded pro-image grid when pro is available, and one text model."""
     ids = list(models)
     if PRO_IMAGE in models:
-        ids += [
-            f"{PRO_IMAGE}{tier}{ratio}"
-            for tier in ("", "-2k", "-4k")
-            for ratio in ("", "-1x1", "-4x3", "-3x4", "-16x9", "-9x16", "-21x9")
-        ]
+        ids += MODEL_GRID
     ids.append(TEXT_MODEL)
     unique = list(dict.fromkeys(ids))
     return {
@@ -433,19 +435,19 @@ class EditForm:
     """The edits form split the way the server reads it: text fields, then images in upstream order."""
 
     texts: dict[str, str]
-    images: tuple[InputImage, ...]
+    images: tuple[ReceivedImage, ...]
 
 
-def _input_image(part: FormPart, default_mime: str) -> InputImage:
-    return InputImage(part.name, part.content_type or default_mime, part.data, sniff_format(part.data))
+def _input_image(part: FormPart, default_mime: str) -> ReceivedImage:
+    return ReceivedImage(part.name, part.content_type or default_mime, part.data, sniff_format(part.data))
 
 
 def split_edit_form(parts: Sequence[FormPart]) -> EditForm:
     """A repeated `image` replaces the previous one; other `image*` fields (not image_size) are references."""
     texts: dict[str, str] = {}
-    main: InputImage | None = None
-    mask: InputImage | None = None
-    references: list[InputImage] = []
+    main: ReceivedImage | None = None
+    mask: ReceivedImage | None = None
+    references: list[ReceivedImage] = []
     for part in parts:
         if part.name == "image":
             main = _input_image(part, "image/png")
@@ -479,7 +481,7 @@ def plan_generation(body: object, models: Sequence[str]) -> ImageJob | Reply:
     if not prompt:
         return plain(400, "Missing 'prompt' field")
     model = _json_str(fields, "model")
-    model = DEFAULT_IMAGE_MODEL if model is None else model
+    model = SERVER_DEFAULT_MODEL if model is None else model
     quality = _json_str(fields, "quality")
     style = _json_str(fields, "style")
     geometry = resolve_geometry(
@@ -495,7 +497,7 @@ def plan_generation(body: object, models: Sequence[str]) -> ImageJob | Reply:
         response_format=_json_str(fields, "response_format") or "b64_json",
     )
     if job.count == 0:
-        return _with_error(job, plain(502, "No images generated"))
+        return _with_error(job, plain(502, NO_IMAGES))
     bucket = quota_bucket(cleaned)
     if bucket not in models:
         return _with_error(job, plain(502, QUOTA_ERROR.format(bucket)))
@@ -510,7 +512,7 @@ def plan_edit(form: EditForm, models: Sequence[str]) -> ImageJob | Reply:
         return plain(400, "Missing prompt")
     if not form.images:
         return plain(400, "Missing image")
-    model = texts.get("model", DEFAULT_IMAGE_MODEL)
+    model = texts.get("model", SERVER_DEFAULT_MODEL)
     size = texts.get("aspect_ratio", texts.get("size", "1024x1024"))
     job = ImageJob(
         route="edits",
@@ -524,7 +526,7 @@ def plan_edit(form: EditForm, models: Sequence[str]) -> ImageJob | Reply:
     if PRO_IMAGE not in models:
         return _with_error(job, plain(502, QUOTA_ERROR.format(PRO_IMAGE)))
     if job.count == 0:
-        return _with_error(job, plain(502, "No images generated"))
+        return _with_error(job, plain(502, NO_IMAGES))
     if any(image.sniffed is None for image in job.inputs):
         return _with_error(job, upstream_image_error("edits"), upstream=True)
     return job
@@ -562,9 +564,9 @@ def chat_prompt(messages: Sequence[object]) -> str:
     return ""
 
 
-def chat_inputs(messages: Sequence[object]) -> tuple[InputImage, ...]:
+def chat_inputs(messages: Sequence[object]) -> tuple[ReceivedImage, ...]:
     """`image_url` data URLs in user messages, and markdown data images in any message's text (§5.3)."""
-    found: list[InputImage] = []
+    found: list[ReceivedImage] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             continue
@@ -578,12 +580,12 @@ def chat_inputs(messages: Sequence[object]) -> tuple[InputImage, ...]:
                 decoded = _data_url(url) if isinstance(url, str) else None
                 if decoded is not None:
                     mime, data = decoded
-                    found.append(InputImage(f"messages[{i}] image_url", mime, data, sniff_format(data)))
+                    found.append(ReceivedImage(f"messages[{i}] image_url", mime, data, sniff_format(data)))
         for match in MARKDOWN_DATA_IMAGE.finditer(_message_text(content)):
             decoded = _data_url(match.group(1))
             if decoded is not None:
                 mime, data = decoded
-                found.append(InputImage(f"messages[{i}] markdown", mime, data, sniff_format(data)))
+                found.append(ReceivedImage(f"messages[{i}] markdown", mime, data, sniff_format(data)))
     return tuple(found)
 
 

@@ -7,26 +7,27 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .batch import BatchOptions, BatchRun, Job, run_batch
-from .cli import PROG, Console, _common, _Parser, marker, picture_options, settings_from
-from .config import cache_dir
-from .engine import MAX_COUNT, SavedImage
-from .errors import UsageError
-from .jobs import parse_rate
-from .progress import BatchProgress
-from .servers import ServerCache
+from ..batch import BatchOptions, BatchRun, Job, run_batch
+from ..config import cache_dir
+from ..errors import UsageError
+from ..jobs import parse_rate
+from ..progress import BatchProgress
+from ..request import MAX_COUNT, SavedImage
+from ..servers import ServerCache
+from .args import Parser, connection_options, picture_options, settings_from, whole
+from .console import PROG, Console, marker
 
 MAX_CONCURRENCY = 16
 MAX_RETRIES = 1000
 LISTED_FAILURES = 20
 
 
-def batch_parser() -> _Parser:
-    parser = _Parser(
+def batch_parser() -> Parser:
+    parser = Parser(
         prog=f"{PROG} batch",
         description="Many pictures from a JSONL file (one job per line) or a text file (one prompt per "
         "line). Rerunning the same command resumes: finished jobs are skipped.",
@@ -46,21 +47,8 @@ def batch_parser() -> _Parser:
         "--json", action="store_true", help="one JSON document at the end instead of marker lines"
     )
     picture_options(parser, batch=True)
-    _common(parser)
+    connection_options(parser)
     return parser
-
-
-def _whole(text: str | None, name: str, low: int, high: int) -> int | None:
-    """A whole number option within bounds, or None when not given; UsageError otherwise."""
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise UsageError(f"{name} {text!r} is not a whole number from {low} to {high}", f"use e.g. {name} 2")
-    return value
 
 
 @contextlib.contextmanager
@@ -86,7 +74,7 @@ def _lines(path: Path) -> Iterator[str]:
         raise UsageError(f"batch file {path} is not UTF-8 text", "save it as UTF-8") from None
 
 
-def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env: dict[str, str]) -> int:
+def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapping[str, str]) -> int:
     args = batch_parser().parse_args(argv)
     console.verbose = args.verbose
     settings = settings_from(args, env)
@@ -96,10 +84,10 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     options = BatchOptions(
-        concurrency=_whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 1,
+        concurrency=whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 1,
         per_minute=per_minute,
         fail_fast=args.fail_fast,
-        max_retries=_whole(args.retries, "--retries", 0, MAX_RETRIES),
+        max_retries=whole(args.retries, "--retries", 0, MAX_RETRIES),
         manifest=Path(args.manifest).expanduser() if args.manifest else None,
     )
     defaults: dict[str, Any] = {
@@ -107,7 +95,7 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
         "size": args.size,
         "resolution": args.resolution,
         "aspect_ratio": args.aspect_ratio,
-        "count": _whole(args.count, "--count", 1, MAX_COUNT),
+        "count": whole(args.count, "--count", 1, MAX_COUNT),
     }
     progress: list[BatchProgress] = []
     saved_all: list[SavedImage] = []
@@ -187,9 +175,7 @@ def _document(run: BatchRun, saved: list[SavedImage]) -> dict[str, Any]:
             "failed": len(outcome.failed),
         },
         "images": [image.as_json() for image in saved],
-        "failures": [
-            {"job": label, "exit_code": int(e.exit_code), "message": str(e)} for label, e in outcome.failed
-        ],
+        "failures": [{"job": label, **error.as_json()} for label, error in outcome.failed],
         "manifest": str(run.manifest),
         "seconds": round(outcome.seconds, 3),
     }

@@ -1,8 +1,9 @@
-"""Find the picture in any answer shape the servers send.
+"""Find the picture in any answer shape the servers send, and judge the answer: a picture or a failure.
 
 Antigravity puts chat pictures in markdown inside `message.content` (drafts first, final last),
 CLIProxyAPI in `message.images[]`, the images API in `data[].b64_json` or `data[].url` (a data URL or an
-http(s) link). Pure functions over the answer's bytes.
+http(s) link). Pure functions over the answer's bytes; `read_answer` is given the one thing it cannot do
+itself, downloading an http(s) picture.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ import binascii
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .failures import Failure, Kind, classify, looks_like_html
+
+if TYPE_CHECKING:
+    from .images import Picture
+    from .transport import HttpAnswer
 
 _MARKDOWN_IMAGE = re.compile(
     r"!\[[^\]]*\]\(\s*(data:image/[\w.+-]+;base64,[A-Za-z0-9+/=\s]+?|https?://[^\s)]+)\s*\)"
@@ -196,3 +204,55 @@ def _b64decode(text: str) -> bytes:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("the server sent base64 that does not decode") from None
+
+
+def read_answer(answer: HttpAnswer, download: Callable[[str], bytes]) -> Picture | Failure:
+    """Turn an HTTP answer into a verified picture or a classified failure.
+
+    Each stage is released as soon as the next exists (raw body, parsed answer, base64 text), so a 4K
+    answer is held about twice at most, not five times.
+    """
+    from . import images
+
+    if answer.status != 200:
+        return classify(answer.status, answer.text, answer.headers)
+    head = bytes(answer.body[:300]).decode("utf-8", "replace")
+    if "html" in answer.content_type or looks_like_html(head):
+        return Failure(Kind.NOT_IMAGE_API, "the server answered with an HTML page, not the image API", 200)
+    try:
+        text = answer.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Failure(Kind.BAD_ANSWER, "the server's answer is not UTF-8 text", 200)
+    finally:
+        answer.body = b""
+    try:
+        parsed = parse_answer(text, streamed="event-stream" in answer.content_type)
+    except AnswerError as exc:
+        return Failure(Kind.BAD_ANSWER, str(exc), 200)
+    del text
+    if parsed.error:
+        return classify(200, parsed.error)
+    sources = all_sources(parsed)
+    if not sources:
+        return _no_picture(parsed)
+    source = sources[-1]  # chat answers may carry draft "thought" pictures first
+    del sources, parsed
+    try:
+        data = decode_source(source)
+        if data is None:
+            data = download(source)
+        del source
+        return images.read_picture(data)
+    except (UnsafeSource, images.PictureRefused) as exc:
+        return Failure(Kind.HOSTILE, str(exc), 200)
+    except ValueError as exc:
+        return Failure(Kind.BAD_ANSWER, str(exc), 200)
+
+
+def _no_picture(parsed: Answer) -> Failure:
+    words = " ".join(parsed.text.split())[:160]
+    if parsed.refused:
+        detail = f"the server refused ({parsed.finish_reason})" + (f": {words}" if words else "")
+        return Failure(Kind.SAFETY, detail, 200)
+    detail = f"the server answered without a picture: {words!r}" if words else "the answer held no picture"
+    return Failure(Kind.NO_IMAGE, detail, 200)

@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .antigravity import Reply, chat_completion, empty, json_reply, plain
+from ..upstream import (
+    ALL_EXHAUSTED,
+    CAPACITY_EXHAUSTED,
+    NO_IMAGES,
+    NO_QUOTA,
+    PROXY_DISABLED,
+    VALIDATION_REQUIRED,
+)
+from .rules import NOT_FOUND_MESSAGE, Reply, chat_completion, empty, json_reply, plain
 
 OK = "ok"  # in a script: answer normally
 
@@ -40,10 +48,12 @@ _GOOGLE_429 = (
 _CAPACITY_503 = (
     "Max retries exhausted. Last error: Upstream error 503 Service Unavailable: "
     '{"error": {"code": 503, "message": "No capacity available for model on the server", '
-    '"status": "UNAVAILABLE", "details": [{"reason": "MODEL_CAPACITY_EXHAUSTED"}]}}'
+    '"status": "UNAVAILABLE", "details": [{"reason": "' + CAPACITY_EXHAUSTED + '"}]}}'
 )
 _VALIDATION_403 = (
-    'Upstream error 403 Forbidden: {"error": {"code": 403, "message": "VALIDATION_REQUIRED: verify this '
+    'Upstream error 403 Forbidden: {"error": {"code": 403, "message": "'
+    + VALIDATION_REQUIRED
+    + ": verify this "
     'account at https://accounts.google.com/signin/continue", "status": "PERMISSION_DENIED"}}'
 )
 _SPA_PAGE = (
@@ -209,7 +219,7 @@ def early_reply(spec: FaultSpec, route: str, model: str, answer: Answer) -> Repl
     if name == "429-retry-after":
         return Reply(429, "Too Many Requests", headers={"Retry-After": f"{value:g}"})
     if name == "429-exhausted":
-        return plain(429, "All accounts exhausted. Last error: 429 Too Many Requests: Quota exhausted")
+        return plain(429, f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted")
     if name == "503-capacity":
         return plain(503, _CAPACITY_503)
     if name == "500":
@@ -217,7 +227,7 @@ def early_reply(spec: FaultSpec, route: str, model: str, answer: Answer) -> Repl
     if name == "reset-before":
         return Reply(200, reset="before")
     if name == "502-no-image":
-        return plain(502, "No images generated")
+        return plain(502, NO_IMAGES)
     if name == "empty-data":
         return answer([])
     if name == "content-filter":
@@ -225,15 +235,15 @@ def early_reply(spec: FaultSpec, route: str, model: str, answer: Answer) -> Repl
         body["choices"][0]["finish_reason"] = "content_filter"
         return json_reply(200, body)
     if name == "503-disabled":
-        return plain(503, "Proxy service is currently disabled")
+        return plain(503, PROXY_DISABLED)
     if name == "502-no-quota":
-        return plain(502, f"No accounts available with quota for model: {model}")
+        return plain(502, f"{NO_QUOTA}: {model}")
     if name == "401":
         return empty(401)
     if name == "403-validation":
         return plain(403, _VALIDATION_403)
     if name == "404-model":
-        error = {"message": "Requested entity was not found.", "type": "upstream_error", "code": 404}
+        error = {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}
         return json_reply(404, {"error": error})
     if name == "413":
         return plain(413, "length limit exceeded")

@@ -1,0 +1,90 @@
+"""The options the commands share, and argparse made to fail like every other error here.
+
+A usage error is one line with the fix and exit code 2, never argparse's own two-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import NoReturn
+
+from ..config import Settings, resolve
+from ..errors import UsageError
+from ..upstream import DEFAULT_MODEL
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line with the fix, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"see `{self.prog} --help`")
+
+
+def connection_options(parser: argparse.ArgumentParser) -> None:
+    """Connection options shared by generate, batch and doctor."""
+    parser.add_argument("--model", help=f"image model (env IMAGE_GEN_MODEL; default {DEFAULT_MODEL})")
+    parser.add_argument("--base-url", help="server URL, with or without /v1 (env IMAGE_GEN_BASE_URL)")
+    parser.add_argument("--api-key", help="proxy API key if it needs one (env IMAGE_GEN_API_KEY)")
+    parser.add_argument("--output-dir", help="folder for pictures (env IMAGE_GEN_OUTPUT_DIR)")
+    parser.add_argument("--route", help="server API: auto, images or chat (default auto)")
+    parser.add_argument(
+        "--timeout",
+        help="deadline in seconds, retries included (600): the whole command, or each picture of a batch",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="details on stderr")
+
+
+def picture_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
+    """What to draw: the generate options, which in a batch are defaults for every job."""
+    each = " (default for every job)" if batch else ""
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=f"input picture (repeatable, at most 14; the first is the main one){each}",
+    )
+    parser.add_argument(
+        "--size", metavar="WxH", help=f"exact pixel size; overrides --resolution/--aspect-ratio{each}"
+    )
+    parser.add_argument(
+        "--resolution", default=None if batch else "1k", metavar="1k|2k|4k", help=f"tier (default 1k){each}"
+    )
+    parser.add_argument(
+        "--aspect-ratio",
+        metavar="W:H",
+        help=f"e.g. 16:9 or 2.39:1 (default 1:1; with --image, the main input's ratio){each}",
+    )
+    parser.add_argument(
+        "-n",
+        "--count",
+        default=None if batch else "1",
+        metavar="N",
+        help=f"pictures per prompt (default 1){each}",
+    )
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    flags = {
+        "base_url": args.base_url,
+        "api_key": args.api_key,
+        "model": args.model,
+        "output_dir": args.output_dir,
+        "route": args.route,
+        "timeout": args.timeout,
+    }
+    return resolve(flags, env)
+
+
+def whole(text: str | None, name: str, low: int, high: int) -> int | None:
+    """A whole number option within bounds, or None when not given; UsageError otherwise."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise UsageError(f"{name} {text!r} is not a whole number from {low} to {high}", f"use e.g. {name} 2")
+    return value

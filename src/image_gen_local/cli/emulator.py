@@ -1,0 +1,79 @@
+"""`image-gen emulator`: serve the offline emulator (SYNTHETIC pictures) on a port until Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ExitCode, ImageGenError, UsageError
+from .args import Parser
+from .console import PROG, Console
+
+
+def run_emulator(argv: Sequence[str], console: Console) -> int:
+    parser = Parser(
+        prog=f"{PROG} emulator",
+        description="Serve the offline emulator: an Antigravity-like API that draws SYNTHETIC pictures.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8045)
+    parser.add_argument(
+        "--api-key", help="require this key (default: none, like a default Antigravity install)"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each picture")
+    parser.add_argument("--format", default="png", choices=("png", "jpeg", "webp"), help="picture format")
+    parser.add_argument("--models", help="comma-separated image models that have quota")
+    parser.add_argument(
+        "--faults",
+        default="",
+        metavar="LIST",
+        help="faults for the next image requests, in order, e.g. 429-retry-delay,ok,reset-during",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="then, the chance (0-1) of a random fault per image request",
+    )
+    parser.add_argument(
+        "--fault-pool",
+        default="transient",
+        metavar="POOL",
+        help="faults drawn at random: transient (default), all, or a list of names",
+    )
+    parser.add_argument("--seed", type=int, help="random seed for repeatable faults")
+    parser.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each request on stderr")
+    args = parser.parse_args(argv)
+    from ..emulator import CATALOGUE, Emulator, EmulatorConfig, serve
+
+    if args.list_faults:
+        for fault in CATALOGUE.values():
+            default = f" (default {fault.default:g})" if fault.default is not None else ""
+            console.result(f"{fault.name:16} {fault.recovery:12} {fault.summary}{default}")
+        return ExitCode.OK
+    try:
+        config = EmulatorConfig(
+            api_key=args.api_key,
+            latency=args.latency,
+            image_format=args.format,
+            verbose=args.verbose,
+            faults=args.faults,
+            fault_rate=args.fault_rate,
+            fault_pool=args.fault_pool,
+            seed=args.seed,
+        )
+        if args.models:
+            config.models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        Emulator(config)  # validates the fault options before binding the port
+    except ValueError as exc:
+        raise UsageError(str(exc), "see `image-gen emulator --list-faults`") from None
+    try:
+        serve(config, args.host, args.port)
+    except (OSError, OverflowError) as exc:
+        raise ImageGenError(
+            f"cannot listen on {args.host}:{args.port} ({getattr(exc, 'strerror', None) or exc})",
+            "is something (Antigravity?) already there? pick another --port",
+            ExitCode.USAGE,
+        ) from None
+    return ExitCode.OK

@@ -1,0 +1,105 @@
+"""`image-gen PROMPT` (≡ `image-gen generate PROMPT`): one prompt, one or `-n` pictures.
+
+Prints one marker line per saved picture, or one JSON document with --json / --dry-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .. import __version__
+from ..config import cache_dir
+from ..errors import ExitCode, UsageError
+from .args import Parser, connection_options, picture_options, settings_from
+from .console import PROG, Console, marker
+
+if TYPE_CHECKING:
+    from ..request import ImageRequest
+
+COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG,
+        description="Generate or transform pictures through a local OpenAI-compatible image server.",
+        epilog="Other commands: image-gen batch | demo | emulator | doctor (each has --help). "
+        "Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
+        "7 bad input picture, 8 deadline, 9 output folder.",
+    )
+    parser.add_argument("prompt", help="what to draw, in English; - reads it from stdin")
+    picture_options(parser)
+    parser.add_argument("-o", "--output", metavar="FILE", help="exact file for a single picture")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of marker lines")
+    parser.add_argument("--dry-run", action="store_true", help="print the request(s); send nothing")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    connection_options(parser)
+    return parser
+
+
+def _request_from(args: argparse.Namespace, stdin: TextIO) -> ImageRequest:
+    from ..request import request_from_options
+
+    prompt = stdin.read() if args.prompt == "-" else args.prompt
+    try:
+        return request_from_options(
+            prompt,
+            images=args.image,
+            size=args.size,
+            resolution=args.resolution,
+            aspect_ratio=args.aspect_ratio,
+            count=args.count,
+            output=args.output,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_generate(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapping[str, str]) -> int:
+    args = generate_parser().parse_args(argv)
+    console.verbose = args.verbose
+    settings = settings_from(args, env)
+    console.secret = settings.api_key
+    from ..batch import run_request
+    from ..engine import Generator
+    from ..request import prepare
+    from ..servers import ServerCache
+    from ..throttle import Throttle
+
+    request = _request_from(args, stdin)
+    prepared = prepare(request, settings)
+    generator = Generator(
+        settings,
+        warn=console.warn,
+        info=console.info,
+        cache=ServerCache(cache_dir(env)),
+        throttle=Throttle(min(COUNT_CONCURRENCY, request.count)),  # -n: the batch engine's default
+    )
+    if args.dry_run:
+        calls = generator.dry_run(prepared)
+        console.result(json.dumps({"dry_run": True, "requests": calls}, indent=2, ensure_ascii=False))
+        return ExitCode.OK
+
+    def on_saved(saved: Any) -> None:
+        if not args.json:
+            console.result(marker(saved.path))
+
+    try:
+        result = run_request(generator, prepared, on_saved)
+    finally:
+        generator.close()
+    for error in result.errors:
+        console.error(error)
+    if args.json:
+        document = {
+            "ok": not result.errors,
+            "exit_code": int(result.exit_code),
+            "images": [saved.as_json() for saved in result.images],
+            "errors": [error.as_json() for error in result.errors],
+            "warnings": [w for saved in result.images for w in saved.warnings],
+        }
+        console.result(json.dumps(document, indent=2, ensure_ascii=False))
+    return result.exit_code

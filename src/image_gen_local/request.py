@@ -1,0 +1,189 @@
+"""The request model: what the user asked for, the one parser from options, and every check needing no server.
+
+Every front door (the command line, a batch line, the Python API) turns its text into an `ImageRequest`
+through `request_from_options`, so they accept and refuse exactly the same things with the same words.
+`prepare` then runs every local check (inputs loaded, geometry planned, output place known) before the
+first request, and the results of a run are `SavedImage` and `Result`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import files, geometry
+from .config import Settings
+from .errors import ExitCode, ImageGenError, UsageError
+from .upstream import MAX_INPUTS
+
+if TYPE_CHECKING:
+    from .images import Upload
+
+MAX_PROMPT_CHARS = 32_000
+MAX_COUNT = 100
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What the user asked for."""
+
+    prompt: str
+    images: tuple[Path, ...] = ()
+    size: tuple[int, int] | None = None
+    resolution: str = "1K"
+    aspect_ratio: geometry.Ratio | None = None
+    count: int = 1
+    output: Path | None = None
+
+
+def request_from_options(
+    prompt: str,
+    *,
+    images: Sequence[str | Path] = (),
+    size: str | None = None,
+    resolution: str | None = None,
+    aspect_ratio: str | None = None,
+    count: Any = 1,
+    output: str | Path | None = None,
+    base: Path | None = None,
+) -> ImageRequest:
+    """The request from options as text (a flag, a JSON job field, a keyword argument).
+
+    Relative paths start from `base` when given (a batch file's folder), else from the working folder.
+    Raises ValueError saying what is wrong; each front door turns it into its own kind of refusal.
+    """
+
+    def path(value: str | Path) -> Path:
+        candidate = Path(value).expanduser()
+        return candidate if base is None or candidate.is_absolute() else base / candidate
+
+    return ImageRequest(
+        prompt=prompt,
+        images=tuple(path(p) for p in images),
+        size=geometry.parse_size(str(size)) if size else None,
+        resolution=geometry.parse_tier(str(resolution or "1k")),
+        aspect_ratio=geometry.parse_ratio(str(aspect_ratio)) if aspect_ratio else None,
+        count=parse_count(count),
+        output=path(output) if output else None,
+    )
+
+
+def parse_count(value: Any) -> int:
+    """A whole number of pictures, from an int or its text (the range is checked by `check_request`)."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise ValueError(f"count {value!r} is not a whole number; use e.g. 3")
+    return int(value)
+
+
+@dataclass
+class SavedImage:
+    """One delivered picture and how it came to be."""
+
+    path: Path
+    width: int
+    height: int
+    mime: str
+    model: str
+    route: str
+    seconds: float
+    retries: int
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "width": self.width,
+            "height": self.height,
+            "mime": self.mime,
+            "model": self.model,
+            "route": self.route,
+            "seconds": round(self.seconds, 3),
+            "retries": self.retries,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class Result:
+    images: list[SavedImage] = field(default_factory=list)
+    errors: list[ImageGenError] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.errors[0].exit_code if self.errors else ExitCode.OK
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request after every local check: inputs loaded, geometry planned, output place known."""
+
+    request: ImageRequest
+    prompt: str
+    inputs: tuple[Upload, ...]
+    plan: geometry.Plan
+    output_dir: Path
+    output: Path | None
+
+
+def check_prompt(prompt: str) -> str:
+    text = prompt.strip()
+    if not text:
+        raise UsageError("the prompt is empty", "describe the picture, e.g. 'a cute cat, cartoon style'")
+    if "\x00" in text:
+        raise UsageError("the prompt contains a NUL character", "remove it")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UsageError(
+            f"the prompt is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}", "shorten it"
+        )
+    return text
+
+
+def check_request(request: ImageRequest) -> str:
+    """The checks that need neither the server nor the files (a batch runs them on every line first).
+
+    Returns the cleaned prompt; raises UsageError.
+    """
+    prompt = check_prompt(request.prompt)
+    if not 1 <= request.count <= MAX_COUNT:
+        raise UsageError(f"--count {request.count} is out of range", f"use 1 to {MAX_COUNT}")
+    if request.output is not None and request.count > 1:
+        raise UsageError("--output names one file but --count asks for several", "drop --output or --count")
+    if len(request.images) > MAX_INPUTS:
+        raise UsageError(
+            f"{len(request.images)} --image files given; the model takes at most {MAX_INPUTS}",
+            "drop some",
+        )
+    if request.size is not None:
+        try:
+            geometry.plan(size=request.size)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return prompt
+
+
+def prepare(request: ImageRequest, settings: Settings, check_output: bool = True) -> Prepared:
+    """Every check that needs no server. Raises ImageGenError; touches nothing but the output folder.
+
+    `check_output=False` when the caller already checked the output folder (a batch checks it once).
+    """
+    from . import images  # Pillow: only once there is a request to prepare
+
+    prompt = check_request(request)
+    inputs = tuple(images.load_input(Path(p).expanduser()) for p in request.images)
+    ratio = request.aspect_ratio
+    if ratio is None and inputs:
+        ratio = geometry.snap_ratio(geometry.Ratio.of(*inputs[0].original_size))
+    try:
+        plan = geometry.plan(ratio, request.resolution, request.size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if request.output is not None:
+        output = files.check_new_file(request.output)
+        output_dir = output.parent
+    elif check_output:
+        output, output_dir = None, files.prepare_dir(settings.output_dir)
+    else:
+        output, output_dir = None, settings.output_dir.expanduser().resolve()
+    return Prepared(request, prompt, inputs, plan, output_dir, output)

@@ -1,0 +1,88 @@
+"""Facts about the servers we talk to, written down once: model ids, ratios, tiers, pixel sizes, error words.
+
+Both the client and the shipped emulator read them from here, so the emulator cannot drift from what the
+client expects, and a change in the real server is one edit. docs/server-api.md says where each fact
+comes from. Nothing here does anything: constants and the smallest pure helpers over them.
+"""
+
+from __future__ import annotations
+
+# --- models ------------------------------------------------------------------------------------------------
+
+PRO_IMAGE = "gemini-3-pro-image"
+FLASH_IMAGE = "gemini-3.1-flash-image"
+DEFAULT_MODEL = PRO_IMAGE  # ours; the server's own default on the images API is FLASH_IMAGE (§2)
+SERVER_DEFAULT_MODEL = FLASH_IMAGE
+
+# --- the kinds of server, and their two image APIs ---------------------------------------------------------
+
+ANTIGRAVITY = "antigravity"
+CLIPROXYAPI = "cliproxyapi"
+OPENAI = "openai"
+CLIPROXYAPI_PORT = 8317
+
+IMAGES = "images"  # /images/generations, or /images/edits when there are input pictures
+CHAT = "chat"  # /chat/completions with the image model
+ROUTES = (IMAGES, CHAT)
+
+# --- geometry (§3) -----------------------------------------------------------------------------------------
+
+TIERS: tuple[str, ...] = ("1K", "2K", "4K")
+
+# Pixel sizes Gemini 3 image models return, per ratio and tier (the proxy's own image guide).
+SERVER_SIZES: dict[tuple[int, int], dict[str, tuple[int, int]]] = {
+    (1, 1): {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
+    (2, 3): {"1K": (848, 1264), "2K": (1696, 2528), "4K": (3392, 5056)},
+    (3, 2): {"1K": (1264, 848), "2K": (2528, 1696), "4K": (5056, 3392)},
+    (3, 4): {"1K": (896, 1200), "2K": (1792, 2400), "4K": (3584, 4800)},
+    (4, 3): {"1K": (1200, 896), "2K": (2400, 1792), "4K": (4800, 3584)},
+    (4, 5): {"1K": (928, 1152), "2K": (1856, 2304), "4K": (3712, 4608)},
+    (5, 4): {"1K": (1152, 928), "2K": (2304, 1856), "4K": (4608, 3712)},
+    (9, 16): {"1K": (768, 1376), "2K": (1536, 2752), "4K": (3072, 5504)},
+    (16, 9): {"1K": (1376, 768), "2K": (2752, 1536), "4K": (5504, 3072)},
+    (21, 9): {"1K": (1584, 672), "2K": (3168, 1344), "4K": (6336, 2688)},
+}
+# The server's names for its ratios, e.g. "21:9" (never the reduced "7:3").
+RATIO_NAMES: tuple[str, ...] = tuple(f"{w}:{h}" for w, h in SERVER_SIZES)
+
+# The server matches a `WxH` size to a ratio name when W/H is within this absolute distance of it, trying
+# the names in this order; no match means 1:1 (§3).
+SERVER_RATIO_MATCH = 0.05
+SERVER_RATIO_ORDER = ("21:9", "16:9", "4:3", "3:4", "9:16", "3:2", "2:3", "5:4", "4:5", "1:1")
+
+# The model-id grid Antigravity Tools always lists: `gemini-3-pro-image` with a tier and a ratio suffix.
+MODEL_TIER_SUFFIXES = ("", "-2k", "-4k")
+MODEL_RATIO_SUFFIXES = ("", "-1x1", "-4x3", "-3x4", "-16x9", "-9x16", "-21x9")
+MODEL_GRID: tuple[str, ...] = tuple(
+    f"{PRO_IMAGE}{tier}{ratio}" for tier in MODEL_TIER_SUFFIXES for ratio in MODEL_RATIO_SUFFIXES
+)
+
+
+def has_grid_suffix(model: str) -> bool:
+    """True for a model id ending in a tier or ratio suffix of the grid (`…-4k`, `…-16x9`)."""
+    return model.endswith(tuple(s for s in (*MODEL_TIER_SUFFIXES, *MODEL_RATIO_SUFFIXES) if s))
+
+
+def lists_model_grid(ids: set[str] | list[str]) -> bool:
+    """Antigravity Tools gives itself away by listing ratio-suffixed pro-image ids."""
+    ratios = tuple(s for s in MODEL_RATIO_SUFFIXES if s)
+    return any(i.startswith(PRO_IMAGE + "-") and i.endswith(ratios) for i in ids)
+
+
+# --- the words the server answers with (§8) ----------------------------------------------------------------
+
+NO_IMAGES = "No images generated"
+NO_QUOTA = "No accounts available with quota for model"
+ALL_EXHAUSTED = "All accounts exhausted"
+CAPACITY_EXHAUSTED = "MODEL_CAPACITY_EXHAUSTED"
+PROXY_DISABLED = "Proxy service is currently disabled"
+VALIDATION_REQUIRED = "VALIDATION_REQUIRED"
+ENTITY_NOT_FOUND = "Requested entity was not found"
+INPUT_UNREADABLE = "Unable to process input image"
+IMAGE_READ_ERROR = "Image read error"
+NOT_ON_IMAGES_API = "is not supported on /v1/images"  # CLIProxyAPI: Gemini models only on chat
+TOKEN_REJECTED = "token_rejected"
+
+# --- inputs ------------------------------------------------------------------------------------------------
+
+MAX_INPUTS = 14  # reference pictures a Gemini image model takes

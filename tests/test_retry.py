@@ -1,7 +1,9 @@
 import random
 
+import pytest
+
 from image_gen_local.failures import Failure, Kind
-from image_gen_local.retry import RetryPolicy, attempt_timeout, backoff
+from image_gen_local.retry import Action, RetryPolicy, attempt_timeout, backoff, counts_as_no_image, decide
 
 
 def test_stated_delay_is_honoured_never_shortened():
@@ -33,3 +35,81 @@ def test_attempt_timeout_leaves_room_for_one_retry_of_a_hang():
     assert attempt_timeout(300) == 300  # little left: all of it
     assert attempt_timeout(100) == 100
     assert attempt_timeout(3000) == 2100
+
+
+# --- the decision table -----------------------------------------------------------------------------------
+
+RETRY, SWITCH, OTHER, STOP = Action.RETRY, Action.SWITCH_ROUTE, Action.OTHER_MODEL, Action.STOP
+
+
+def _f(kind: Kind, status: int | None = None, retry_after: float | None = None) -> Failure:
+    return Failure(kind, "words", status, retry_after)
+
+
+# (failure, attempts, no_image, wait, time_left, routes_left, max_retries) -> (action, gave_up, slow, pause)
+DECISIONS = [
+    ("a 429 with time left is retried and slows the run", _f(Kind.RATE_LIMIT, 429), 1, 0, 1.0, 60, 0, None,
+     (RETRY, False, True, False)),
+    ("a long stated wait pauses everyone", _f(Kind.RATE_LIMIT, 429, 5.0), 1, 0, 5.0, 60, 0, None,
+     (RETRY, False, True, True)),
+    ("a short stated wait pauses only this picture", _f(Kind.RATE_LIMIT, 429, 1.2), 1, 0, 1.2, 60, 0, None,
+     (RETRY, False, True, False)),
+    ("a 503 capacity answer slows the run", _f(Kind.CAPACITY, 503), 2, 0, 10.0, 60, 0, None,
+     (RETRY, False, True, False)),
+    ("a reset is retried without slowing the run", _f(Kind.CAPACITY), 1, 0, 1.0, 60, 0, None,
+     (RETRY, False, False, False)),
+    ("a 500 is retried without slowing the run", _f(Kind.CAPACITY, 500), 1, 0, 1.0, 60, 0, None,
+     (RETRY, False, False, False)),
+    ("a wait beyond the deadline gives up", _f(Kind.RATE_LIMIT, 429), 3, 0, 20.0, 10.0, 0, None,
+     (STOP, True, False, False)),
+    ("a wait exactly at the deadline gives up", _f(Kind.CAPACITY, 503), 3, 0, 10.0, 10.0, 0, None,
+     (STOP, True, False, False)),
+    ("retries run out", _f(Kind.TIMEOUT), 3, 0, 1.0, 60, 0, 2, (STOP, True, False, False)),
+    ("the last allowed retry still happens", _f(Kind.TIMEOUT), 2, 0, 1.0, 60, 0, 2,
+     (RETRY, False, False, False)),
+    ("a first no-picture answer is retried", _f(Kind.NO_IMAGE, 502), 1, 1, 1.0, 60, 0, None,
+     (RETRY, False, False, False)),
+    ("a second no-picture answer stops", _f(Kind.NO_IMAGE, 502), 2, 2, 1.0, 60, 0, None,
+     (STOP, False, False, False)),
+    ("a second broken answer stops", _f(Kind.BAD_ANSWER, 200), 2, 2, 1.0, 60, 0, None,
+     (STOP, False, False, False)),
+    ("a missing route switches when another is left", _f(Kind.ROUTE, 404), 1, 0, 1.0, 60, 1, None,
+     (SWITCH, False, False, False)),
+    ("a missing route stops when none is left", _f(Kind.ROUTE, 404), 1, 0, 1.0, 60, 0, None,
+     (STOP, False, False, False)),
+    ("an unavailable model tries the other tier", _f(Kind.MODEL, 502), 1, 0, 1.0, 60, 0, None,
+     (OTHER, False, False, False)),
+    ("a rejected key stops at once", _f(Kind.AUTH, 401), 1, 0, 1.0, 60, 1, None, (STOP, False, False, False)),
+    ("a safety refusal stops at once", _f(Kind.SAFETY, 200), 1, 0, 1.0, 60, 1, None,
+     (STOP, False, False, False)),
+    ("a hostile answer stops at once", _f(Kind.HOSTILE, 200), 1, 0, 1.0, 60, 0, None,
+     (STOP, False, False, False)),
+    ("an unreachable server stops at once", _f(Kind.UNREACHABLE), 1, 0, 1.0, 60, 0, None,
+     (STOP, False, False, False)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("failure", "attempts", "no_image", "wait", "time_left", "routes_left", "max_retries", "expected"),
+    [case[1:] for case in DECISIONS],
+    ids=[case[0] for case in DECISIONS],
+)
+def test_the_retry_decision_table(
+    failure, attempts, no_image, wait, time_left, routes_left, max_retries, expected
+):
+    decision = decide(
+        failure,
+        attempts=attempts,
+        no_image=no_image,
+        wait=wait,
+        time_left=time_left,
+        routes_left=routes_left,
+        policy=RetryPolicy(max_retries=max_retries),
+    )
+    assert (decision.action, decision.gave_up, decision.slow_down, decision.pause_all) == expected
+    assert decision.wait == (wait if decision.action is RETRY else 0.0)
+
+
+def test_only_no_picture_and_broken_answers_count_towards_the_one_retry():
+    counted = {kind for kind in Kind if counts_as_no_image(_f(kind))}
+    assert counted == {Kind.NO_IMAGE, Kind.BAD_ANSWER}

@@ -134,13 +134,13 @@ def _collect_message(message: dict[str, Any], answer: Answer) -> None:
 def _part_url(part: dict[str, Any]) -> str | None:
     """An image URL from a content part: {image_url: {url}}, {image_url: "..."}, or inline base64."""
     image_url = part.get("image_url")
-    if isinstance(image_url, dict) and isinstance(image_url.get("url"), str):
-        return image_url["url"]
-    if isinstance(image_url, str):
-        return image_url
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if isinstance(url, str):
+        return url
     for key in ("b64_json", "image_base64"):
-        if isinstance(part.get(key), str):
-            return part[key]
+        value = part.get(key)
+        if isinstance(value, str):
+            return value
     return None
 
 

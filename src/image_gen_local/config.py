@@ -77,7 +77,7 @@ def read_config_file(path: Path, required: bool = False) -> dict[str, Any]:
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"config file {path} cannot be read ({exc})", "fix or remove it") from None
     unknown = sorted(set(data) - set(DEFAULTS))

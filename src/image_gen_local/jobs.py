@@ -72,7 +72,7 @@ def parse_line(text: str) -> dict[str, Any] | None:
         return {"prompt": line}
     try:
         raw = json.loads(line)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(raw, dict):
         raise ValueError("a JSON job must be an object")

@@ -84,14 +84,15 @@ class Transport:
         self, method: str, path: str, options: dict[str, Any], timeout: float, **kwargs: Any
     ) -> HttpAnswer:
         deadline = time.monotonic() + timeout
+        client: Any = self._client  # raw mode: the SDK's typed overloads do not describe what comes back
         try:
             if method == "post":
-                response = self._client.post(path, cast_to=object, options=options, **kwargs)  # type: ignore[arg-type]
+                response = client.post(path, cast_to=object, options=options, **kwargs)
             else:
-                response = self._client.get(path, cast_to=object, options=options)  # type: ignore[arg-type]
+                response = client.get(path, cast_to=object, options=options)
         except openai.APIStatusError as exc:
             raw = exc.response
-            body = raw.content[: self.max_answer] if raw is not None else b""
+            body: bytes | bytearray = raw.content[: self.max_answer] if raw is not None else b""
             return HttpAnswer(exc.status_code, body, _lower_headers(raw.headers if raw is not None else {}))
         except openai.APITimeoutError:
             raise TransportFailure(
@@ -99,7 +100,7 @@ class Transport:
             ) from None
         except openai.APIConnectionError as exc:
             raise TransportFailure(connection_failure(self.base_url, exc)) from None
-        raw = response.http_response  # type: ignore[attr-defined]
+        raw = response.http_response
         try:
             declared = raw.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_answer:

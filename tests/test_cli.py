@@ -71,7 +71,6 @@ def test_demo_runs_both_generations_and_says_synthetic(out_dir):
         (["x", "--route", "fax"], "route"),
         (["   "], "prompt is empty"),
         (["x", "--no-such-flag"], "unrecognized"),
-        ([], "prompt"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(args, words):

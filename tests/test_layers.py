@@ -68,7 +68,7 @@ def source_of(module: str) -> Path:
 def imports_of(module: str) -> set[str]:
     """The package modules `module` imports, anywhere in its source."""
     tree = ast.parse(source_of(module).read_text(encoding="utf-8"))
-    package = module.split(".")[:-1] if not source_of(module).name == "__init__.py" else module.split(".")
+    package = module.split(".") if source_of(module).name == "__init__.py" else module.split(".")[:-1]
     if module == "__init__":
         package = []
     found: set[str] = set()

@@ -268,14 +268,16 @@ def run_request(
     prepared: Prepared,
     on_saved: Callable[[SavedImage], None] | None = None,
     heartbeat: float = HEARTBEAT_SECONDS,
+    progress: Callable[[str], None] | None = None,
 ) -> Result:
     """All pictures of one request (`-n`), within one deadline, as many at once as the generator's
-    throttle allows; a "still working" line every `heartbeat` seconds through the generator's `warn`."""
+    throttle allows; a "still working" line every `heartbeat` seconds through `progress` (by default the
+    generator's `warn`)."""
     deadline = time.monotonic() + generator.settings.timeout
     options = BatchOptions(
         concurrency=generator.throttle.concurrency, deadline=deadline, stop_on=set(STOP_ALL)
     )
-    with Heartbeat(generator.warn, heartbeat) as beat:
+    with Heartbeat(progress or generator.warn, heartbeat) as beat:
         outcome = run_jobs(generator, [Job(prepared=prepared)], options, on_saved=on_saved, status=beat.set)
     [job] = outcome.jobs
     errors = job.errors

@@ -102,7 +102,7 @@ _FIX: dict[Kind, str] = {
     Kind.AUTH: "set the proxy's API key with --api-key or IMAGE_GEN_API_KEY",
     Kind.ACCOUNT: "open the proxy's Accounts page and complete the Google account verification in a browser",
     Kind.DISABLED: "start the proxy service in Antigravity Tools (API Proxy page)",
-    Kind.UNREACHABLE: "start the proxy (Antigravity Tools) or fix --base-url; `image-gen doctor` checks it",
+    Kind.UNREACHABLE: "start the proxy (Antigravity Tools) or fix --base-url",
     Kind.NOT_IMAGE_API: "this address is not an OpenAI-compatible image API: check --base-url",
     Kind.TIMEOUT: "the server is slow (4K can take minutes): raise --timeout",
     Kind.TOO_LARGE: "send fewer or smaller --image files",

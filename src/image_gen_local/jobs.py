@@ -73,7 +73,7 @@ def parse_line(text: str) -> dict[str, Any] | None:
     try:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise ValueError(f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})") from None
     if not isinstance(raw, dict):
         raise ValueError("a JSON job must be an object")
     return _normalise(raw)

@@ -8,6 +8,7 @@ Nothing heavy is imported before a command needs it, so `--help` and usage error
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,18 +16,13 @@ from typing import TextIO
 
 from ..config import environ
 from ..errors import ExitCode, ImageGenError
-from .console import Console
+from .console import PROG, Console, Terminated, prog_name
 from .demo import run_demo
 from .doctor import run_doctor
 from .emulator import run_emulator
-from .generate import run_generate
+from .generate import run_generate, short_usage
 
 COMMANDS = ("generate", "batch", "demo", "emulator", "doctor")
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread: it unwinds like Ctrl-C (no `except Exception` can swallow it),
-    so every `finally` runs and temporary files are removed."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -39,29 +35,21 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
+    prog = PROG
     if argv is None:  # run as a program: SIGTERM must unwind like Ctrl-C so temporary files are removed
-        argv = sys.argv[1:]
+        argv, prog = sys.argv[1:], prog_name(sys.argv[0])
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _on_sigterm)
     argv = list(argv)
-    console = Console(stdout or sys.stdout, stderr or sys.stderr)
-    env = environ()
+    console = Console(stdout or sys.stdout, stderr or sys.stderr, prog=prog)
+    if not argv:
+        console.usage(short_usage(prog))
+        return ExitCode.USAGE
+    command = argv[0] if argv[0] in COMMANDS else "generate"
     try:
-        command = argv[0] if argv and argv[0] in COMMANDS else "generate"
-        rest = argv[1:] if argv and argv[0] in COMMANDS else argv
-        if command == "emulator":
-            return run_emulator(rest, console)
-        if command == "doctor":
-            return run_doctor(rest, console, env)
-        if command == "demo":
-            return run_demo(rest, console, env)
-        if command == "batch":
-            from .batch import run_batch_command
-
-            return run_batch_command(rest, console, stdin or sys.stdin, env)
-        return run_generate(rest, console, stdin or sys.stdin, env)
+        return _dispatch(command, argv, console, stdin or sys.stdin, environ())
     except ImageGenError as exc:
-        console.error(exc)
+        _report(console, exc)
         return exc.exit_code
     except (KeyboardInterrupt, Terminated) as exc:
         console.error("interrupted; nothing partial was left behind")
@@ -73,3 +61,28 @@ def main(
 
             console.say(traceback.format_exc().rstrip())
         return ExitCode.UNEXPECTED
+
+
+def _dispatch(command: str, argv: list[str], console: Console, stdin: TextIO, env: dict[str, str]) -> int:
+    console.command = command
+    rest = argv[1:] if argv[0] in COMMANDS else argv
+    if command == "emulator":
+        return run_emulator(rest, console)
+    if command == "doctor":
+        return run_doctor(rest, console, env)
+    if command == "demo":
+        return run_demo(rest, console, env)
+    if command == "batch":
+        from .batch import run_batch_command
+
+        return run_batch_command(rest, console, stdin, env)
+    return run_generate(rest, console, stdin, env, commands=() if argv[0] == "generate" else COMMANDS)
+
+
+def _report(console: Console, error: ImageGenError) -> None:
+    """One line on stderr; with --json, the promised document on stdout too (unless it was printed)."""
+    console.error(error)
+    if console.json and not console.results:
+        document = {"ok": False, "exit_code": int(error.exit_code), "images": [], "errors": [error.as_json()]}
+        with contextlib.suppress(ImageGenError):
+            console.result(json.dumps(document, indent=2, ensure_ascii=False))

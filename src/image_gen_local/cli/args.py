@@ -1,15 +1,18 @@
 """The options the commands share, and argparse made to fail like every other error here.
 
-A usage error is one line with the fix and exit code 2, never argparse's own two-line message.
+A usage error is one line with the fix and exit code 2, never argparse's own two-line message: words that
+spill out of an unquoted prompt are shown quoted back, a misspelt option gets "did you mean".
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import difflib
+import shlex
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from ..config import Settings, resolve
+from ..config import DEFAULTS, ENV, Settings, resolve
 from ..errors import UsageError
 from ..upstream import DEFAULT_MODEL
 
@@ -19,6 +22,48 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, f"see `{self.prog} --help`")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            raise self._unrecognized(parsed, list(extras))
+        return parsed
+
+    def _unrecognized(self, parsed: argparse.Namespace, extras: list[str]) -> UsageError:
+        options = [o for o in extras if o.startswith("-") and o != "-"]
+        if options:
+            known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+            near = difflib.get_close_matches(options[0].split("=", 1)[0], known, n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}?" if near else f"see `{self.prog} --help`"
+            return UsageError(f"unrecognized option {options[0]}", hint)
+        prompt = getattr(parsed, "prompt", None)
+        if isinstance(prompt, str):
+            words = " ".join([prompt, *extras])
+            return UsageError(
+                f"the prompt is one argument, but it came as {len(extras) + 1} words",
+                f"quote it: {self.prog} {shlex.quote(words)}",
+            )
+        return UsageError(f"unrecognized arguments: {' '.join(extras)}", f"see `{self.prog} --help`")
+
+
+def defaults_epilog() -> str:
+    """Where the defaults that matter come from, and how to change each (for --help)."""
+    rows = [
+        ("base_url", "server"),
+        ("model", "model"),
+        ("output_dir", "pictures go to"),
+        ("timeout", "deadline"),
+    ]
+    shown = {**DEFAULTS, "timeout": f"{DEFAULTS['timeout']:g} s"}
+    lines = [f"{label} {shown[key]} (--{key.replace('_', '-')}, env {ENV[key]})" for key, label in rows]
+    return (
+        "Defaults: "
+        + "; ".join(lines)
+        + ". Each can also be set in the config file ($IMAGE_GEN_CONFIG, else "
+        "~/.config/image-gen-local/config.toml). Flags beat environment beat file."
+    )
 
 
 def connection_options(parser: argparse.ArgumentParser) -> None:
@@ -37,31 +82,31 @@ def connection_options(parser: argparse.ArgumentParser) -> None:
 
 def picture_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
     """What to draw: the generate options, which in a batch are defaults for every job."""
-    each = " (default for every job)" if batch else ""
+    each = ", for every job" if batch else ""
     parser.add_argument(
         "--image",
         action="append",
         default=[],
         metavar="PATH",
-        help=f"input picture (repeatable, at most 14; the first is the main one){each}",
+        help=f"input picture{each} (repeatable, at most 14; the first is the main one)",
     )
     parser.add_argument(
-        "--size", metavar="WxH", help=f"exact pixel size; overrides --resolution/--aspect-ratio{each}"
+        "--size", metavar="WxH", help=f"exact pixel size{each}; overrides --resolution/--aspect-ratio"
     )
     parser.add_argument(
-        "--resolution", default=None if batch else "1k", metavar="1k|2k|4k", help=f"tier (default 1k){each}"
+        "--resolution", default=None if batch else "1k", metavar="1k|2k|4k", help=f"tier{each} (default 1k)"
     )
     parser.add_argument(
         "--aspect-ratio",
         metavar="W:H",
-        help=f"e.g. 16:9 or 2.39:1 (default 1:1; with --image, the main input's ratio){each}",
+        help=f"e.g. 16:9 or 2.39:1{each} (default 1:1; with --image, the main input's ratio)",
     )
     parser.add_argument(
         "-n",
         "--count",
         default=None if batch else "1",
         metavar="N",
-        help=f"pictures per prompt (default 1){each}",
+        help=f"pictures per prompt{each} (default 1)",
     )
 
 

@@ -19,16 +19,16 @@ from ..progress import BatchProgress
 from ..request import MAX_COUNT, SavedImage
 from ..servers import ServerCache
 from .args import Parser, connection_options, picture_options, settings_from, whole
-from .console import PROG, Console, marker
+from .console import Console, marker
 
 MAX_CONCURRENCY = 16
 MAX_RETRIES = 1000
 LISTED_FAILURES = 20
 
 
-def batch_parser() -> Parser:
+def batch_parser(prog: str) -> Parser:
     parser = Parser(
-        prog=f"{PROG} batch",
+        prog=f"{prog} batch",
         description="Many pictures from a JSONL file (one job per line) or a text file (one prompt per "
         "line). Rerunning the same command resumes: finished jobs are skipped.",
         epilog='A JSONL job: {"prompt": "...", "aspect_ratio": "16:9", "resolution": "2k", '
@@ -75,7 +75,8 @@ def _lines(path: Path) -> Iterator[str]:
 
 
 def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapping[str, str]) -> int:
-    args = batch_parser().parse_args(argv)
+    console.json = "--json" in argv
+    args = batch_parser(console.prog).parse_args(argv)
     console.verbose = args.verbose
     settings = settings_from(args, env)
     console.secret = settings.api_key

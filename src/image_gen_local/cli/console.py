@@ -1,7 +1,8 @@
 """Where the command's lines go: results to stdout (an API agents parse), everything else to stderr.
 
-Every line passes through the key redactor; a progress bar, while one is shown, gets stderr lines written
-above it.
+Every line passes through the key redactor; a progress bar, while one is shown, gets every line (stdout's
+too) written above it, so a result line is never glued to the bar. Messages name the command the user
+actually ran (`image-gen`, or `python3 …/scripts/gen.py` in skill mode).
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import OutputError
+from ..errors import ExitCode, ImageGenError, OutputError
 
 PROG = "image-gen"
+
+
+def prog_name(argv0: str) -> str:
+    """How the user invoked us, for messages that tell them what to run next."""
+    name = Path(argv0).name
+    if name.endswith(".py") and name != "__main__.py":
+        return f"python3 {argv0}"
+    return "python3 -m image_gen_local" if name == "__main__.py" else PROG
 
 
 def marker(path: Path) -> str:
@@ -23,17 +32,32 @@ def marker(path: Path) -> str:
     return f"[IMAGE_PATH]{path}[/IMAGE_PATH]"
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread: it unwinds like Ctrl-C (no `except Exception` can swallow it),
+    so every `finally` runs and temporary files are removed."""
+
+
 class Console:
     """stdout for results, stderr for the rest; the API key is scrubbed from both."""
 
     def __init__(
-        self, stdout: TextIO, stderr: TextIO, secret: str | None = None, verbose: bool = False
+        self,
+        stdout: TextIO,
+        stderr: TextIO,
+        secret: str | None = None,
+        verbose: bool = False,
+        prog: str = PROG,
     ) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.secret = secret
         self.verbose = verbose
+        self.prog = prog
+        self.json = False  # the command promised one JSON document on stdout, even for a usage error
         self.write_err: Callable[[str], None] | None = None  # a progress bar's writer, while one is shown
+        self.write_out: Callable[[str], None] | None = None  # ... and its writer for stdout lines
+        self.results = 0  # lines printed on stdout so far
+        self.command = "generate"
         self._lock = threading.Lock()  # batch workers print too
 
     def _clean(self, text: str) -> str:
@@ -42,8 +66,12 @@ class Console:
     def result(self, line: str) -> None:
         with self._lock:
             try:
-                self.stdout.write(self._clean(line) + "\n")
-                self.stdout.flush()
+                self.results += 1
+                if self.write_out is not None:
+                    self.write_out(self._clean(line))
+                else:
+                    self.stdout.write(self._clean(line) + "\n")
+                    self.stdout.flush()
             except BrokenPipeError:
                 # Whoever read our output went away: say so once, and stop writing to the closed pipe.
                 with contextlib.suppress(OSError, ValueError):
@@ -51,6 +79,12 @@ class Console:
                 raise OutputError(
                     "stdout was closed before every result was printed", "keep reading it"
                 ) from None
+
+    def usage(self, text: str) -> None:
+        """Lines for a person at a terminal (short usage), on stderr, without the prefix."""
+        with self._lock:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
 
     def say(self, message: str) -> None:
         line = self._clean(f"{PROG}: {message}")
@@ -64,9 +98,21 @@ class Console:
     def warn(self, message: str) -> None:
         self.say(f"warning: {message}")
 
+    def note(self, message: str) -> None:
+        """Progress that is neither a warning nor an error ("still working …")."""
+        self.say(message)
+
     def info(self, message: str) -> None:
         if self.verbose:
             self.say(message)
 
     def error(self, error: BaseException | str) -> None:
-        self.say(f"error: {error}")
+        """One line; an unreachable server also gets the command that checks it (except from doctor)."""
+        hint = ""
+        if (
+            isinstance(error, ImageGenError)
+            and error.exit_code is ExitCode.UNREACHABLE
+            and self.command != "doctor"
+        ):
+            hint = f" (`{self.prog} doctor` checks the server)"
+        self.say(f"error: {error}{hint}")

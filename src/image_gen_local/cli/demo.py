@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 
 from ..config import resolve
 from .args import Parser
-from .console import PROG, Console, marker
+from .console import Console, marker
 
 
 def run_demo(argv: Sequence[str], console: Console, env: Mapping[str, str]) -> int:
     parser = Parser(
-        prog=f"{PROG} demo",
+        prog=f"{console.prog} demo",
         description="Start the bundled emulator and make two SYNTHETIC pictures through the client.",
     )
     parser.add_argument("--output-dir", help="folder for the demo pictures (default: the configured one)")

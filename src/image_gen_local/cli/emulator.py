@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from ..errors import ExitCode, ImageGenError, UsageError
 from .args import Parser
-from .console import PROG, Console
+from .console import Console, Terminated
 
 
 def run_emulator(argv: Sequence[str], console: Console) -> int:
     parser = Parser(
-        prog=f"{PROG} emulator",
+        prog=f"{console.prog} emulator",
         description="Serve the offline emulator: an Antigravity-like API that draws SYNTHETIC pictures.",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -67,9 +67,12 @@ def run_emulator(argv: Sequence[str], console: Console) -> int:
             config.models = tuple(m.strip() for m in args.models.split(",") if m.strip())
         Emulator(config)  # validates the fault options before binding the port
     except ValueError as exc:
-        raise UsageError(str(exc), "see `image-gen emulator --list-faults`") from None
+        raise UsageError(str(exc), f"see `{console.prog} emulator --list-faults`") from None
     try:
         serve(config, args.host, args.port)
+    except Terminated:  # SIGTERM is how a service manager stops a server: a normal end, not an error
+        console.say("emulator stopped")
+        return ExitCode.OK
     except (OSError, OverflowError) as exc:
         raise ImageGenError(
             f"cannot listen on {args.host}:{args.port} ({getattr(exc, 'strerror', None) or exc})",

@@ -6,28 +6,38 @@ Prints one marker line per saved picture, or one JSON document with --json / --d
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import __version__
 from ..config import cache_dir
 from ..errors import ExitCode, UsageError
-from .args import Parser, connection_options, picture_options, settings_from
-from .console import PROG, Console, marker
+from .args import Parser, connection_options, defaults_epilog, picture_options, settings_from
+from .console import Console, marker
 
 if TYPE_CHECKING:
     from ..request import ImageRequest
 
 COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
+# Words that are, or are about to be, commands: a one-word prompt close to one is a typo, not a wish.
+RESERVED = ("help", "history", "gallery", "show", "again", "mcp", "version", "config", "status")
+EXAMPLES = (
+    "'a cute cat on a windowsill, cartoon style'",
+    "'snowy mountains at sunrise, photorealistic' --aspect-ratio 16:9 --resolution 4k",
+    "'the same person as an anime character, Japanese anime style' --image photo.jpg",
+)
 
 
-def generate_parser() -> argparse.ArgumentParser:
+def generate_parser(prog: str) -> argparse.ArgumentParser:
     parser = Parser(
-        prog=PROG,
+        prog=prog,
         description="Generate or transform pictures through a local OpenAI-compatible image server.",
-        epilog="Other commands: image-gen batch | demo | emulator | doctor (each has --help). "
-        "Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
+        epilog=f"Other commands: {prog} batch | demo | emulator | doctor (each has --help). "
+        + defaults_epilog()
+        + " Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
         "7 bad input picture, 8 deadline, 9 output folder.",
     )
     parser.add_argument("prompt", help="what to draw, in English; - reads it from stdin")
@@ -58,8 +68,41 @@ def _request_from(args: argparse.Namespace, stdin: TextIO) -> ImageRequest:
         raise UsageError(str(exc)) from None
 
 
-def run_generate(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapping[str, str]) -> int:
-    args = generate_parser().parse_args(argv)
+def short_usage(prog: str) -> str:
+    """What `image-gen` with no arguments shows: how to call it, three examples, where help is."""
+    lines = [f"usage: {prog} PROMPT [options]   (or: {prog} batch|demo|emulator|doctor ...)", "examples:"]
+    lines += [f"  {prog} {example}" for example in EXAMPLES]
+    lines.append(f"try `{prog} demo` without a server; `{prog} --help` lists every option and default")
+    return "\n".join(lines)
+
+
+def refuse_command_typo(prompt: str, prog: str, commands: Sequence[str]) -> None:
+    """A one-word prompt equal or close to a command name is a mistyped command: refuse it, for free."""
+    word = prompt.strip()
+    if not word or any(ch.isspace() for ch in word):
+        return
+    near = difflib.get_close_matches(word.lower(), [*commands, *RESERVED], n=1, cutoff=0.8)
+    if near:
+        exists = near[0] in commands
+        meant = f"did you mean `{prog} {near[0]}`?" if exists else f"`{near[0]}` is not a command (yet)."
+        raise UsageError(
+            f"{word!r} looks like a command, not a picture to draw",
+            f"{meant} To draw the word itself, run `{prog} generate {shlex.quote(word)}`",
+        )
+
+
+def run_generate(
+    argv: Sequence[str],
+    console: Console,
+    stdin: TextIO,
+    env: Mapping[str, str],
+    commands: Sequence[str] = (),
+) -> int:
+    """`commands` is set when no command word was given: then a one-word prompt may be a typo of one."""
+    console.json = "--json" in argv
+    args = generate_parser(console.prog).parse_args(argv)
+    if commands and args.prompt != "-":
+        refuse_command_typo(args.prompt, console.prog, commands)
     console.verbose = args.verbose
     settings = settings_from(args, env)
     console.secret = settings.api_key
@@ -88,7 +131,7 @@ def run_generate(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapp
             console.result(marker(saved.path))
 
     try:
-        result = run_request(generator, prepared, on_saved)
+        result = run_request(generator, prepared, on_saved, progress=console.note)
     finally:
         generator.close()
     for error in result.errors:

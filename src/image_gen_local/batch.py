@@ -40,6 +40,7 @@ SEVERITY = (
     ExitCode.BAD_INPUT,
     ExitCode.USAGE,
 )
+LISTED_BAD_LINES = 5  # a refused batch names this many bad lines (all of them, if only one more)
 # Failures after which every later request would fail the same way.
 SERVER_UNUSABLE = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT}
 # With -n, these also stop the other pictures of the command: the server is unusable, the one deadline is
@@ -71,6 +72,7 @@ class Job:
     pending: int = 0
     started: float = 0.0
     retries: int = 0
+    cancelled: bool = False  # the user stopped the batch (Ctrl-C, SIGTERM) before this job was done
 
     @property
     def count(self) -> int:
@@ -92,8 +94,9 @@ class Job:
 class BatchOutcome:
     jobs: list[Job] = field(default_factory=list)  # kept only when asked (plain -n, --json)
     total: int = 0
-    ok: int = 0
+    succeeded: int = 0  # jobs whose every picture is saved (now or by an earlier run)
     skipped: int = 0  # already done by an earlier run: no request sent
+    cancelled: int = 0  # stopped by the user before they were done; a rerun resumes them
     failed: list[tuple[str, ImageGenError]] = field(default_factory=list)
     pictures: int = 0
     seconds: float = 0.0
@@ -129,6 +132,7 @@ class _Run:
         self.keep_jobs = keep_jobs
         self.outcome = BatchOutcome()
         self.stop = threading.Event()
+        self.interrupted = False  # Ctrl-C or SIGTERM: unfinished jobs are cancelled, not failed
         self.lock = threading.Lock()
         self.tasks: queue.Queue[tuple[Job, int] | None] = queue.Queue(maxsize=options.concurrency * 4)
 
@@ -187,7 +191,10 @@ class _Run:
         """A job has no task left: count it, record it, forget its pictures' bytes."""
         with self.lock:
             if job.ok:
-                self.outcome.ok += 1
+                self.outcome.succeeded += 1
+            elif self.interrupted and job.error is None and not _real_errors(job):
+                job.cancelled = True
+                self.outcome.cancelled += 1
             else:
                 error = job.error or (job.errors[0] if job.errors else _not_attempted())
                 self.outcome.failed.append((job.label(), error))
@@ -239,7 +246,7 @@ def run_jobs(
             missing = range(len(job.done), job.count)
             if not missing:
                 run.outcome.skipped += 1
-                run.outcome.ok += 1
+                run.outcome.succeeded += 1
                 if on_job is not None:
                     on_job(job)
                 continue
@@ -253,6 +260,7 @@ def run_jobs(
     except BaseException:
         # Ctrl-C or SIGTERM: pictures in flight are lost, nothing else. No new file is started, and a
         # picture being written is given a moment to finish, so no temporary file is left behind.
+        run.interrupted = True
         run.stop.set()
         generator.throttle.interrupt()
         for worker in workers:
@@ -326,9 +334,10 @@ def run_batch(
     defaults = defaults or {}
     jobs, pictures, problems = check_jobs(lines(), defaults, base)
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        shown = problems if len(problems) <= LISTED_BAD_LINES + 1 else problems[:LISTED_BAD_LINES]
+        more = f" (and {len(problems) - len(shown)} more)" if len(shown) < len(problems) else ""
         raise UsageError(
-            f"{len(problems)} bad line(s) in {name}: {'; '.join(problems[:3])}{more}",
+            f"{len(problems)} bad line(s) in {name}: {'; '.join(shown)}{more}",
             "fix them and run again; nothing was sent",
         )
     if jobs == 0:
@@ -383,6 +392,10 @@ def _as_error(exc: BaseException) -> ImageGenError:
     return ImageGenError(f"unexpected {type(exc).__name__}: {exc}", "please report it")
 
 
+def _real_errors(job: Job) -> list[ImageGenError]:
+    return [error for error in job.errors if not isinstance(error, NotAttempted)]
+
+
 def _not_attempted() -> ImageGenError:
     return NotAttempted("not attempted: the batch stopped early", "fix the first failure and run it again")
 
@@ -399,7 +412,7 @@ def _job_record(job: Job) -> dict[str, Any]:
         "job": job.spec.key,
         "line": job.spec.line,
         "prompt": job.spec.prompt,
-        "status": "ok" if job.ok else "failed",
+        "status": "ok" if job.ok else "cancelled" if job.cancelled else "failed",
         "paths": [*job.done, *(str(s.path) for s in job.saved)],
         "sizes": [[s.width, s.height] for s in job.saved],
         "seconds": round(time.monotonic() - job.started, 3) if job.started else 0.0,

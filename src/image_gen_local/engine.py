@@ -132,7 +132,9 @@ class Generator:
                 if not isinstance(outcome, Failure):
                     self.throttle.release(ok=True)
                     held = False
-                    return self._deliver(prepared, outcome, model, route, started, attempts - 1, warnings)
+                    return self._deliver(
+                        prepared, index, outcome, (model, route), started, attempts - 1, warnings
+                    )
                 failure = last = outcome
                 no_image += counts_as_no_image(failure)
                 decision = decide(
@@ -202,15 +204,16 @@ class Generator:
     def _deliver(
         self,
         prepared: Prepared,
+        index: int,
         picture: Picture,
-        model: str,
-        route: str,
+        via: tuple[str, str],
         started: float,
         retries: int,
         warnings: list[str],
     ) -> SavedImage:
         from . import images
 
+        model, route = via
         plan = prepared.plan
         for note in geometry_warnings(plan, picture.size):
             self.warn(note)
@@ -229,6 +232,8 @@ class Generator:
             path = files.save_exact(final.data, prepared.output)
         else:
             stem = naming.picture_stem(prepared.prompt, self.clock())
+            if prepared.request.count > 1:  # -n 3: -1, -2, -3, so `ls` lists them in order
+                stem = f"{stem}-{index + 1}"
             path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
         seconds = time.monotonic() - started
         return SavedImage(

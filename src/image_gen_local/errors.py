@@ -36,7 +36,8 @@ class ImageGenError(Exception):
             self.exit_code = exit_code
 
     def __str__(self) -> str:
-        return f"{self.reason}; {self.fix}" if self.fix else self.reason
+        """`reason; fix`, without a full stop before the semicolon (servers end their words with one)."""
+        return f"{self.reason.rstrip('. ')}; {self.fix}" if self.fix else self.reason
 
     def as_json(self) -> dict[str, Any]:
         """The one JSON shape of an error, in --json documents and the batch manifest alike."""

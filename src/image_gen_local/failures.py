@@ -67,7 +67,7 @@ class Failure:
 
     def line(self) -> str:
         """One line: what happened, then how to fix it."""
-        return f"{self.detail}; {self.fix}"
+        return f"{self.detail.rstrip('. ')}; {self.fix}"
 
 
 _RETRYABLE = {Kind.RATE_LIMIT, Kind.CAPACITY, Kind.NO_IMAGE, Kind.BAD_ANSWER, Kind.TIMEOUT}

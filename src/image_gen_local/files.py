@@ -61,9 +61,24 @@ def check_new_file(path: Path) -> Path:
     return path.parent.resolve() / path.name
 
 
+def new_file_mode() -> int:
+    """The mode a file created by the user gets (0o666 less the umask): mkstemp's 0o600 would hide our
+    pictures from a messaging gateway or web server running as another user."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644  # no /proc (macOS, Windows): the usual umask 022
+
+
 def _write_temp(data: bytes, directory: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

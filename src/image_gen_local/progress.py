@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ class BatchProgress:
         stream: Any,
         tty: bool,
         interval: float = 5.0,
+        out: Any = None,
     ) -> None:
         self.total = total
         self.say = say
@@ -65,11 +67,14 @@ class BatchProgress:
         self._bar: Any = None
         self._beat: Heartbeat | None = None
         self.writer: Callable[[str], None] | None = None  # how to print a line without breaking the bar
-        if tty:
+        self.out_writer: Callable[[str], None] | None = None  # ... on stdout (result lines), likewise
+        if tty and terminal_columns(stream) != 0:  # a 0-column terminal gets the plain lines instead
             from tqdm import tqdm  # only for a person watching a terminal
 
             self._bar = tqdm(total=total, unit="pic", file=stream, dynamic_ncols=True, leave=False)
             self.writer = lambda line: tqdm.write(line, file=stream)
+            if out is not None:
+                self.out_writer = lambda line: _write_flushed(tqdm, line, out)
         elif interval > 0:
             self._beat = Heartbeat(lambda _line: self.say(self.line()), interval)
             self._beat.__enter__()
@@ -98,6 +103,21 @@ class BatchProgress:
             self._bar.close()
         if self._beat is not None:
             self._beat.__exit__(None, None, None)
+
+
+def _write_flushed(tqdm: Any, line: str, out: Any) -> None:
+    """A result line above the bar, flushed at once: an agent may be reading stdout through a pipe."""
+    tqdm.write(line, file=out)
+    out.flush()
+
+
+def terminal_columns(stream: Any) -> int | None:
+    """The width of the terminal behind `stream` (0 for a pseudo-terminal that reports none), or None
+    when the stream has no terminal to ask."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ from ..progress import BatchProgress
 from ..request import MAX_COUNT, SavedImage
 from ..servers import ServerCache
 from .args import Parser, connection_options, picture_options, settings_from, whole
-from .console import Console, marker
+from .console import Console, Terminated, marker
 
 MAX_CONCURRENCY = 16
 MAX_RETRIES = 1000
@@ -99,23 +99,30 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
         "count": whole(args.count, "--count", 1, MAX_COUNT),
     }
     progress: list[BatchProgress] = []
-    saved_all: list[SavedImage] = []
+    pictures: list[dict[str, Any]] = []  # for --json: every picture of the batch's jobs, new or not
 
     def on_start(_jobs: int, pictures: int) -> None:
-        progress.append(BatchProgress(pictures, console.say, console.stderr, tty=console.stderr.isatty()))
-        console.write_err = progress[0].writer
+        tty = console.stderr.isatty()
+        progress.append(BatchProgress(pictures, console.say, console.stderr, tty=tty, out=console.stdout))
+        console.write_err, console.write_out = progress[0].writer, progress[0].out_writer
 
     def on_saved(saved: SavedImage) -> None:
         progress[0].picture(True)
         if args.json:
-            saved_all.append(saved)
+            pictures.append({**saved.as_json(), "new": True})
         else:
             console.result(marker(saved.path))
 
     def on_job(job: Job) -> None:
-        if job.ok and not job.saved:
-            progress[0].picture(True, job.count)  # done by an earlier run
-        elif not job.ok:
+        """A finished job: its pictures from earlier runs are results too (a rerun lists every path)."""
+        if job.done:
+            progress[0].picture(True, len(job.done))
+        for path in job.done:
+            if args.json:
+                pictures.append({"path": path, "new": False})
+            else:
+                console.result(marker(Path(path)))
+        if not job.ok and not job.cancelled:
             progress[0].picture(False, job.count - len(job.done) - len(job.saved))
 
     with _job_file(args.file, stdin) as (path, base):
@@ -134,14 +141,25 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
                 on_job=on_job,
                 on_start=on_start,
             )
+        except (KeyboardInterrupt, Terminated) as exc:
+            _interrupted(console, progress[0] if progress else None)
+            return 143 if isinstance(exc, Terminated) else 130
         finally:
             if progress:
                 progress[0].close()
-            console.write_err = None
+            console.write_err = console.write_out = None
     _report(console, run)
     if args.json:
-        console.result(json.dumps(_document(run, saved_all), indent=2, ensure_ascii=False))
+        console.result(json.dumps(_document(run, pictures), indent=2, ensure_ascii=False))
     return int(run.outcome.exit_code)
+
+
+def _interrupted(console: Console, progress: BatchProgress | None) -> None:
+    done = f"{progress.done - progress.failed} of {progress.total} picture(s) are done; " if progress else ""
+    console.say(
+        f"interrupted: {done}run the same command again to resume (the rest is cancelled, "
+        "nothing partial was left behind)"
+    )
 
 
 def _report(console: Console, run: BatchRun) -> None:
@@ -155,8 +173,8 @@ def _report(console: Console, run: BatchRun) -> None:
     if run.pauses:
         slowed += f" and paused {run.pauses} time(s) as asked"
     console.say(
-        f"batch: {outcome.ok} of {outcome.total} job(s) done{skipped}, {failed} failed; {outcome.pictures} "
-        f"picture(s) saved in {outcome.seconds:.0f} s{slowed}; manifest {manifest}"
+        f"batch: {outcome.succeeded} of {outcome.total} job(s) done{skipped}, {failed} failed; "
+        f"{outcome.pictures} picture(s) saved in {outcome.seconds:.0f} s{slowed}; manifest {manifest}"
     )
     for label, error in outcome.failed[:LISTED_FAILURES]:
         console.say(f"failed: {label}: {error}")
@@ -164,18 +182,18 @@ def _report(console: Console, run: BatchRun) -> None:
         console.say(f"… and {failed - LISTED_FAILURES} more failures: see the manifest")
 
 
-def _document(run: BatchRun, saved: list[SavedImage]) -> dict[str, Any]:
+def _document(run: BatchRun, pictures: list[dict[str, Any]]) -> dict[str, Any]:
     outcome = run.outcome
     return {
         "ok": not outcome.failed,
         "exit_code": int(outcome.exit_code),
         "jobs": {
             "total": outcome.total,
-            "ok": outcome.ok,
+            "ok": outcome.succeeded,
             "skipped": outcome.skipped,
             "failed": len(outcome.failed),
         },
-        "images": [image.as_json() for image in saved],
+        "images": pictures,
         "failures": [{"job": label, **error.as_json()} for label, error in outcome.failed],
         "manifest": str(run.manifest),
         "seconds": round(outcome.seconds, 3),

@@ -195,6 +195,21 @@ def test_a_rerun_lists_every_picture_and_json_says_none_is_new(emulator, tmp_pat
     assert {i["path"] for i in again.json["images"]} == {i["path"] for i in first.json["images"]}
 
 
+# 7. the client says plainly when the server is the emulator -------------------------------------------------
+
+
+def test_pictures_from_the_emulator_are_called_synthetic_on_stderr_and_in_json(emulator, out_dir):
+    plain = gen(emulator, out_dir, "a cat")
+    assert plain.code == 0 and "SYNTHETIC" in plain.stderr
+    document = gen(emulator, out_dir, "a cat", "--json", "-n", "2").json
+    assert all(any("SYNTHETIC" in w for w in image["warnings"]) for image in document["images"])
+
+
+def test_doctor_says_the_server_is_the_emulator(emulator):
+    run = cli("doctor", "--base-url", emulator.root_url)
+    assert run.code == 0 and "image-gen-local emulator" in run.stdout and "SYNTHETIC" in run.stdout
+
+
 # 8. messages name the command the user ran -----------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from .failures import classify, looks_like_html
 from .protocol import Call, FilePart
 from .servers import detect_kind, model_ids
 from .transport import HttpAnswer, Transport, TransportFailure
-from .upstream import NOT_ON_IMAGES_API, has_grid_suffix
+from .upstream import EMULATOR_HEADER, NOT_ON_IMAGES_API, has_grid_suffix
 
 TIMEOUT = 10.0
 
@@ -108,6 +108,8 @@ def _judge_models(
         record(Check("server", False, f"{where}/models: {exc}; check --base-url", ExitCode.UNREACHABLE))
         return
     kind = detect_kind(where, data)
+    if EMULATOR_HEADER.lower() in answer.headers:
+        kind = f"the image-gen-local emulator, which follows {kind}'s rules: its pictures are SYNTHETIC"
     record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms), looks like {kind}"))
     record(Check("API key", True, "accepted" if settings.api_key else "none needed"))
     image_models = [m for m in model_ids(data) if "image" in m.lower()]

@@ -25,7 +25,7 @@ from .request import Prepared, SavedImage
 from .retry import Action, RetryPolicy, attempt_timeout, backoff, counts_as_no_image, decide
 from .servers import Discovery, ServerCache, other_tier
 from .throttle import Throttle
-from .upstream import CHAT, CLIPROXYAPI, IMAGES
+from .upstream import CHAT, CLIPROXYAPI, EMULATOR_HEADER, IMAGES, SYNTHETIC_NOTE
 
 if TYPE_CHECKING:
     from .images import Picture
@@ -67,6 +67,8 @@ class Generator:
         self.server = Discovery(settings.base_url, lambda: self.transport, cache, self.info)
         self._lock = threading.Lock()
         self._transport: Transport | None = None
+        self.synthetic = False  # the server turned out to be the emulator: every picture says so
+        self._said_synthetic = False
 
     @property
     def transport(self) -> Transport:
@@ -193,6 +195,7 @@ class Generator:
 
         try:
             answer = self.transport.send(call, timeout)
+            self.synthetic = self.synthetic or EMULATOR_HEADER.lower() in answer.headers
             outcome = read_answer(answer, lambda url: self.transport.download(url, timeout))
         except TransportFailure as exc:
             outcome = exc.failure
@@ -215,6 +218,13 @@ class Generator:
 
         model, route = via
         plan = prepared.plan
+        if self.synthetic:
+            note = f"the server at {self.settings.base_url} {SYNTHETIC_NOTE}"
+            warnings.append(note)
+            with self._lock:
+                said, self._said_synthetic = self._said_synthetic, True
+            if not said:
+                self.warn(note)
         for note in geometry_warnings(plan, picture.size):
             self.warn(note)
             warnings.append(note)

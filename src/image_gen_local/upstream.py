@@ -83,6 +83,14 @@ IMAGE_READ_ERROR = "Image read error"
 NOT_ON_IMAGES_API = "is not supported on /v1/images"  # CLIProxyAPI: Gemini models only on chat
 TOKEN_REJECTED = "token_rejected"
 
+# --- the shipped emulator ----------------------------------------------------------------------------------
+
+# Every answer of the image-gen-local emulator carries this header, so a client can say plainly that the
+# pictures are synthetic (the emulator behaves like Antigravity Tools in every other way).
+EMULATOR_HEADER = "X-Emulator"
+EMULATOR_HEADER_VALUE = "image-gen-local (synthetic images)"
+SYNTHETIC_NOTE = "is the image-gen-local emulator: its pictures are SYNTHETIC, not made by an AI model"
+
 # --- inputs ------------------------------------------------------------------------------------------------
 
 MAX_INPUTS = 14  # reference pictures a Gemini image model takes

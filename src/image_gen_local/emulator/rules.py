@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.parser
-import email.policy
-import io
-import json
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
-
-from PIL import Image
 
 from ..upstream import (
     ENTITY_NOT_FOUND,
@@ -36,11 +30,29 @@ from ..upstream import (
     TIERS,
 )
 
+# Re-exported: the rules read requests and build answers with these (the `X as X` form keeps them public).
+from .intake import EditForm as EditForm
+from .intake import FormPart as FormPart
+from .intake import ReceivedImage as ReceivedImage
+from .intake import parse_json_body as parse_json_body
+from .intake import parse_multipart as parse_multipart
+from .intake import sniff_format as sniff_format
+from .intake import sniffed_mime as sniffed_mime
+from .intake import split_edit_form as split_edit_form
+from .replies import APPLICATION_JSON as APPLICATION_JSON
+from .replies import TEXT_PLAIN as TEXT_PLAIN
+from .replies import Reply as Reply
+from .replies import chat_completion as chat_completion
+from .replies import chat_stream as chat_stream
+from .replies import empty as empty
+from .replies import images_response as images_response
+from .replies import json_reply as json_reply
+from .replies import markdown_image as markdown_image
+from .replies import plain as plain
+
 TEXT_MODEL = "gemini-3-flash"
 MODEL_CREATED = 1706745600
 MAX_BODY = 100 * 1024 * 1024
-TEXT_PLAIN = "text/plain; charset=utf-8"
-APPLICATION_JSON = "application/json"
 
 # Model-name ratio hints, tested with `contains` in this order (common_utils.rs): widest names first.
 HINT_ORDER = ("21:9", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "1:1")
@@ -75,18 +87,6 @@ FORMATS: tuple[tuple[str, str, str], ...] = (
     ("jpeg", "image/jpeg", "JPEG"),
     ("webp", "image/webp", "WEBP"),
 )
-# Pillow format → the MIME type a client should declare for such bytes.
-SNIFFED_MIME: tuple[tuple[str, str], ...] = (
-    ("PNG", "image/png"),
-    ("JPEG", "image/jpeg"),
-    ("MPO", "image/jpeg"),
-    ("WEBP", "image/webp"),
-    ("GIF", "image/gif"),
-    ("HEIF", "image/heif"),
-    ("AVIF", "image/avif"),
-    ("BMP", "image/bmp"),
-    ("TIFF", "image/tiff"),
-)
 QUOTA_ERROR = NO_QUOTA + ": {}"
 UNREADABLE_IMAGE = INPUT_UNREADABLE + ". Please retry or report"
 NOT_FOUND_MESSAGE = ENTITY_NOT_FOUND + "."
@@ -110,24 +110,6 @@ ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 IMAGE_ROUTES = ("generations", "edits", "chat")
 
 
-@dataclass
-class Reply:
-    """One HTTP answer; also what tests queue with `Emulator.script` to drill the client's error handling."""
-
-    status: int
-    body: bytes | str = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = TEXT_PLAIN
-    delay: float = 0.0
-    reset: str | None = None  # "before": drop the connection unanswered; "during": halfway through the body
-    chunks: Callable[[], Iterator[bytes]] | None = None  # a body produced while it is sent (never in memory)
-    length: int | None = None  # the Content-Length of `chunks`
-
-    @property
-    def payload(self) -> bytes:
-        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
-
-
 @dataclass(frozen=True)
 class Geometry:
     """What the server asks Gemini for: ratio, the imageSize it forwards, and the tier that yields."""
@@ -144,20 +126,6 @@ class Geometry:
     def pixels(self) -> tuple[int, int]:
         w, h = self.ratio.split(":")
         return SERVER_SIZES[(int(w), int(h))][self.tier]
-
-
-@dataclass(frozen=True)
-class ReceivedImage:
-    """An image the client sent; the server forwards it with the declared MIME and never sniffs."""
-
-    label: str
-    declared_mime: str
-    data: bytes
-    sniffed: str | None  # Pillow format name, None when Pillow cannot read the bytes
-
-    @property
-    def mismatch(self) -> bool:
-        return self.sniffed is not None and sniffed_mime(self.sniffed) != self.declared_mime
 
 
 @dataclass(frozen=True)
@@ -183,28 +151,6 @@ class TextJob:
     model: str
     prompt: str
     stream: bool
-
-
-@dataclass(frozen=True)
-class FormPart:
-    """One multipart field; `content_type` is None when the part declared none (the server then guesses)."""
-
-    name: str
-    content_type: str | None
-    filename: str | None
-    data: bytes
-
-
-def plain(status: int, text: str) -> Reply:
-    return Reply(status, text, content_type=TEXT_PLAIN)
-
-
-def empty(status: int) -> Reply:
-    return Reply(status, b"", content_type="")
-
-
-def json_reply(status: int, obj: object) -> Reply:
-    return Reply(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), content_type=APPLICATION_JSON)
 
 
 CONTROL_PATH = "/emulator/faults"  # the emulator's own control endpoint, not a server route
@@ -323,18 +269,6 @@ def _json_str(body: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-def sniffed_mime(fmt: str) -> str:
-    return dict(SNIFFED_MIME).get(fmt) or Image.MIME.get(fmt, f"image/{fmt.lower()}")
-
-
-def sniff_format(data: bytes) -> str | None:
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.format
-    except Exception:
-        return None
-
-
 def format_mime(image_format: str) -> str:
     return next(mime for name, mime, _ in FORMATS if name == image_format)
 
@@ -352,113 +286,6 @@ def model_list(models: Sequence[str]) -> dict[str, Any]:
             {"id": i, "object": "model", "created": MODEL_CREATED, "owned_by": "antigravity"} for i in unique
         ],
     }
-
-
-def markdown_image(mime: str, b64: str) -> str:
-    return f"![image](data:{mime};base64,{b64})"
-
-
-def chat_completion(model: str, content: str, created: int, completion_id: str) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-    }
-
-
-def chat_stream(model: str, content: str, created: int, completion_id: str) -> bytes:
-    """SSE as the server sends it: role chunk, one chunk with the whole content, stop chunk, [DONE]."""
-    deltas: list[tuple[dict[str, str], str | None]] = [
-        ({"role": "assistant"}, None),
-        ({"content": content}, None),
-        ({}, "stop"),
-    ]
-    events = []
-    for delta, finish in deltas:
-        chunk = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        events.append(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n")
-    events.append("data: [DONE]\n\n")
-    return "".join(events).encode("utf-8")
-
-
-def parse_json_body(content_type: str | None, raw: bytes) -> tuple[Any, Reply | None]:
-    """axum's `Json` extractor: 415 unless the type is JSON, 400 on bad JSON; returns (value, error)."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if not (mime == APPLICATION_JSON or (mime.startswith("application/") and mime.endswith("+json"))):
-        return None, plain(415, "Expected request with `Content-Type: application/json`")
-    try:
-        return json.loads(raw.decode("utf-8")), None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, plain(400, f"Failed to parse the request body as JSON: {exc}")
-
-
-def parse_multipart(content_type: str | None, raw: bytes) -> list[FormPart] | Reply:
-    """Split a multipart/form-data body with the stdlib email parser."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime != "multipart/form-data" or "boundary=" not in (content_type or ""):
-        return plain(400, "Invalid `boundary` for `multipart/form-data` request")
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
-    if not message.is_multipart():
-        return plain(400, "Multipart error: failed to parse the multipart body")
-    parts: list[FormPart] = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            return plain(400, "Multipart error: a part has no field name")
-        payload = part.get_payload(decode=True)
-        declared = part.get("Content-Type")
-        parts.append(
-            FormPart(
-                name=name,
-                content_type=declared.split(";", 1)[0].strip().lower() if declared else None,
-                filename=part.get_filename(),
-                data=payload if isinstance(payload, bytes) else b"",
-            )
-        )
-    return parts
-
-
-@dataclass(frozen=True)
-class EditForm:
-    """The edits form split the way the server reads it: text fields, then images in upstream order."""
-
-    texts: dict[str, str]
-    images: tuple[ReceivedImage, ...]
-
-
-def _input_image(part: FormPart, default_mime: str) -> ReceivedImage:
-    return ReceivedImage(part.name, part.content_type or default_mime, part.data, sniff_format(part.data))
-
-
-def split_edit_form(parts: Sequence[FormPart]) -> EditForm:
-    """A repeated `image` replaces the previous one; other `image*` fields (not image_size) are references."""
-    texts: dict[str, str] = {}
-    main: ReceivedImage | None = None
-    mask: ReceivedImage | None = None
-    references: list[ReceivedImage] = []
-    for part in parts:
-        if part.name == "image":
-            main = _input_image(part, "image/png")
-        elif part.name == "mask":
-            mask = _input_image(part, "image/png")
-        elif part.name.startswith("image") and part.name != "image_size":
-            references.append(_input_image(part, "image/jpeg"))
-        else:
-            texts[part.name] = part.data.decode("utf-8", "replace")
-    images = tuple(image for image in (main, mask, *references) if image is not None)
-    return EditForm(texts, images)
 
 
 def _with_error(job: ImageJob, error: Reply, upstream: bool = False) -> ImageJob:
@@ -620,13 +447,3 @@ def plan_chat(body: object, models: Sequence[str]) -> ImageJob | TextJob | Reply
     if any(word in lower for word in ("image", "dall-e", "midjourney")):
         return plain(502, QUOTA_ERROR.format(model))
     return TextJob(model, chat_prompt(messages), stream)
-
-
-def images_response(
-    pictures: Sequence[tuple[bytes, str]], response_format: str, created: int
-) -> dict[str, Any]:
-    items = []
-    for data, mime in pictures:
-        b64 = base64.b64encode(data).decode("ascii")
-        items.append({"url": f"data:{mime};base64,{b64}"} if response_format == "url" else {"b64_json": b64})
-    return {"created": created, "data": items}

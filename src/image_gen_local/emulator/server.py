@@ -11,7 +11,6 @@ This module is the HTTP edge; the server's rules are in `rules.py` (pure) and it
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hmac
 import socket
@@ -21,16 +20,24 @@ import sys
 import threading
 import time
 import traceback
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..upstream import FLASH_IMAGE, PRO_IMAGE
+from ..upstream import EMULATOR_HEADER, EMULATOR_HEADER_VALUE, PRO_IMAGE
+from .app import (
+    EmulatorConfig,
+    RecordedRequest,
+    control,
+    execute,
+    file_row,
+    job_reply,
+    peek,
+    pictures_reply,
+)
 from .faults import (
     FaultPlan,
     FaultSpec,
-    Pictures,
     early_reply,
     late_reply,
     parse_pool,
@@ -38,20 +45,13 @@ from .faults import (
     parse_specs,
 )
 from .rules import (
-    FORMATS,
     IMAGE_ROUTES,
     MAX_BODY,
-    TEXT_REPLY,
     ImageJob,
-    ReceivedImage,
     Reply,
     TextJob,
-    chat_completion,
-    chat_stream,
     empty,
-    images_response,
     json_reply,
-    markdown_image,
     model_list,
     parse_json_body,
     parse_multipart,
@@ -61,58 +61,9 @@ from .rules import (
     plan_generation,
     route_for,
     split_edit_form,
-    upstream_image_error,
 )
-from .synthetic import render_job
 
 __all__ = ["Emulator", "EmulatorConfig", "RecordedRequest", "Reply", "serve"]
-
-EMULATOR_HEADER = "X-Emulator"
-EMULATOR_HEADER_VALUE = "image-gen-local (synthetic images)"
-
-
-@dataclass
-class EmulatorConfig:
-    """How this emulated server behaves; `models` are the quota buckets that "have accounts"."""
-
-    api_key: str | None = None
-    latency: float = 0.0
-    models: tuple[str, ...] = (PRO_IMAGE, FLASH_IMAGE)
-    image_format: str = "png"
-    verbose: bool = False
-    faults: str = ""  # a script of fault names for the next image requests, e.g. "429-retry-delay,ok,500"
-    fault_rate: float = 0.0  # then, the chance that an image request gets a random fault from the pool
-    fault_pool: str = "transient"  # "transient", "all", or fault names
-    seed: int | None = None  # for repeatable random faults
-
-    def __post_init__(self) -> None:
-        fmt = self.image_format.lower()
-        fmt = "jpeg" if fmt == "jpg" else fmt
-        if fmt not in {name for name, _, _ in FORMATS}:
-            raise ValueError(f"image_format {self.image_format!r} is not one of png, jpeg, webp")
-        self.image_format = fmt
-        self.models = tuple(self.models)
-
-
-@dataclass
-class RecordedRequest:
-    """What arrived and how the server read it, so tests can check what the client really sent."""
-
-    method: str
-    path: str
-    route: str
-    authorized: bool
-    body: dict[str, Any] = field(default_factory=dict)
-    files: list[tuple[str, str, int, str | None]] = field(default_factory=list)
-    model: str | None = None
-    aspect_ratio: str | None = None
-    image_size: str | None = None  # the imageSize the server would forward upstream; None = upstream default
-    effective_prompt: str | None = None
-    status: int = 0  # what the emulator answered
-    scripted: bool = False  # answered from Emulator.script() or a fault
-    fault: str | None = None  # the fault injected into this answer
-    received: float = 0.0  # time.monotonic() when it arrived
-    answered: float = 0.0  # and when its answer was sent
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP
@@ -328,20 +279,20 @@ class _Handler(BaseHTTPRequestHandler):
         config = state.config
         content_type = self.headers.get("Content-Type")
         if route == "control":
-            return _control(state.plan, self.command, content_type, raw)
+            return control(state.plan, self.command, content_type, raw)
         fault: FaultSpec | None = None
         if self.command == "POST" and route in IMAGE_ROUTES:
             item = state.plan.next()
             if isinstance(item, Reply):
                 record.scripted = True
-                record.body, record.files = _peek(route, content_type, raw)
+                record.body, record.files = peek(route, content_type, raw)
                 return item
             if item is not None and not item.fault.late:
                 record.scripted, record.fault = True, str(item)
-                record.body, record.files = _peek(route, content_type, raw)
+                record.body, record.files = peek(route, content_type, raw)
                 model = str(record.body.get("model") or PRO_IMAGE)
                 return early_reply(
-                    item, route, model, lambda pictures: _pictures_reply(route, model, pictures)
+                    item, route, model, lambda pictures: pictures_reply(route, model, pictures)
                 )
             fault = item
         if route != "health" and not record.authorized:
@@ -360,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(parts, Reply):
                 return parts
             form = split_edit_form(parts)
-            record.body, record.files = dict(form.texts), [_file_row(item) for item in form.images]
+            record.body, record.files = dict(form.texts), [file_row(item) for item in form.images]
             plan = plan_edit(form, config.models)
         else:
             parsed, error = parse_json_body(content_type, raw)
@@ -372,108 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if route == "generations"
                 else plan_chat(parsed, config.models)
             )
-        reply, pictures = _execute(plan, record, config)
+        reply, pictures = execute(plan, record, config)
         if fault is None:
             return reply
         record.scripted, record.fault = True, str(fault)
         job = plan if isinstance(plan, ImageJob) else None
-        return late_reply(fault, reply, pictures, lambda found: _job_reply(job, found) if job else reply)
-
-
-def _peek(route: str, content_type: str | None, raw: bytes) -> tuple[dict[str, Any], list[Any]]:
-    """Best-effort record of a request answered from the script."""
-    if route == "edits":
-        parts = parse_multipart(content_type, raw)
-        if isinstance(parts, Reply):
-            return {}, []
-        form = split_edit_form(parts)
-        return dict(form.texts), [_file_row(item) for item in form.images]
-    parsed, _ = parse_json_body(content_type, raw)
-    return (parsed if isinstance(parsed, dict) else {}), []
-
-
-def _file_row(item: ReceivedImage) -> tuple[str, str, int, str | None]:
-    return (item.label, item.declared_mime, len(item.data), item.sniffed)
-
-
-def _chat_reply(model: str, content: str, stream: bool) -> Reply:
-    created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    if stream:
-        return Reply(
-            200,
-            chat_stream(model, content, created, completion_id),
-            headers={"Cache-Control": "no-cache"},
-            content_type="text/event-stream",
-        )
-    return json_reply(200, chat_completion(model, content, created, completion_id))
-
-
-def _pictures_reply(
-    route: str, model: str, pictures: Pictures, response_format: str = "b64_json", stream: bool = False
-) -> Reply:
-    """Pictures answered the way the route answers: `data[]` on the images API, markdown on chat."""
-    if route == "chat":
-        content = "".join(
-            markdown_image(mime, base64.b64encode(data).decode("ascii")) for data, mime in pictures
-        )
-        return _chat_reply(model, content, stream)
-    reply = json_reply(200, images_response(pictures, response_format, int(time.time())))
-    reply.headers["X-Account-Email"] = "emulator@localhost"
-    if route == "edits":
-        reply.headers["X-Mapped-Model"] = model
-    return reply
-
-
-def _job_reply(job: ImageJob, pictures: Pictures) -> Reply:
-    return _pictures_reply(job.route, job.model, pictures, job.response_format, job.stream)
-
-
-def _execute(
-    plan: ImageJob | TextJob | Reply, record: RecordedRequest, config: EmulatorConfig
-) -> tuple[Reply, Pictures | None]:
-    """Answer a plan; `config.latency` stands for the upstream call, so only what would reach it waits."""
-    if isinstance(plan, Reply):
-        return plan, None
-    if isinstance(plan, TextJob):
-        record.model, record.effective_prompt = plan.model, plan.prompt
-        reply = _chat_reply(plan.model, TEXT_REPLY, plan.stream)
-        reply.delay = config.latency
-        return reply, None
-    job = plan
-    record.model, record.aspect_ratio = job.model, job.geometry.ratio
-    record.image_size, record.effective_prompt = job.geometry.image_size, job.prompt
-    record.files = [_file_row(item) for item in job.inputs]
-    if job.error is not None:
-        return replace(job.error, delay=config.latency if job.upstream_error else 0.0), None
-    pictures = render_job(job, config.image_format)
-    if pictures is None:
-        return replace(upstream_image_error(job.route), delay=config.latency), None
-    reply = _job_reply(job, pictures)
-    reply.delay = config.latency
-    return reply, pictures
-
-
-def _control(plan: FaultPlan, method: str, content_type: str | None, raw: bytes) -> Reply:
-    """GET /emulator/faults shows the plan and the catalogue; POST changes it (script, rate, pool, seed)."""
-    if method == "POST":
-        body, error = parse_json_body(content_type, raw)
-        if error is not None:
-            return error
-        if not isinstance(body, dict):
-            return plain(400, "expected a JSON object with script, rate, pool, seed or clear")
-        try:
-            if body.get("clear"):
-                plan.clear()
-            if body.get("script"):
-                plan.push(parse_specs(body["script"]))
-            pool = parse_pool(body["pool"]) if "pool" in body else None
-            rate = float(body["rate"]) if "rate" in body else None
-            plan.configure(rate=rate, pool=pool, seed=body.get("seed"))
-        except (TypeError, ValueError) as exc:
-            return plain(400, str(exc))
-    elif method != "GET":
-        return empty(405)
-    return json_reply(200, plan.describe())
+        return late_reply(fault, reply, pictures, lambda found: job_reply(job, found) if job else reply)
 
 
 # ------------------------------------------------------------------------------------------------- public

@@ -146,7 +146,8 @@ def decode_thumbnail(data: bytes, side: int = THUMB_SIDE) -> Image.Image | None:
         with Image.open(io.BytesIO(data)) as im:
             im.draft("RGB", (side, side))
             im.thumbnail((side, side))
-            return im.convert("RGBA")
+            thumb: Image.Image = im.convert("RGBA")
+            return thumb
     except Exception:
         return None
 

@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "manifest",
         },
     ),
-    ("talking to servers", {"protocol", "transport", "answers", "servers"}),
+    ("talking to servers", {"protocol", "wire", "transport", "answers", "servers"}),
     ("the request model", {"request"}),
     ("engine", {"engine"}),
     ("many pictures", {"jobs", "batch"}),
@@ -68,7 +68,7 @@ def source_of(module: str) -> Path:
 def imports_of(module: str) -> set[str]:
     """The package modules `module` imports, anywhere in its source."""
     tree = ast.parse(source_of(module).read_text(encoding="utf-8"))
-    package = module.split(".")[:-1] if not source_of(module).name == "__init__.py" else module.split(".")
+    package = module.split(".")[:-1] if source_of(module).name != "__init__.py" else module.split(".")
     if module == "__init__":
         package = []
     found: set[str] = set()

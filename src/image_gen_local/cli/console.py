@@ -1,7 +1,9 @@
 """Where the command's lines go: results to stdout (an API agents parse), everything else to stderr.
 
-Every line passes through the key redactor; a progress bar, while one is shown, gets stderr lines written
-above it.
+Result lines (stdout) are printed exactly as they are: they name real files, and a short key such as `tmp`
+must not turn a true path into a false one (server words are scrubbed where they enter, in the transport).
+Every stderr line passes the key redactor again, and control characters and terminal escape sequences are
+made visible instead of acted on; a progress bar, while one is shown, gets stderr lines written above it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import OutputError
+from ..failures import Redactor, printable
 
 PROG = "image-gen"
 
@@ -24,25 +27,29 @@ def marker(path: Path) -> str:
 
 
 class Console:
-    """stdout for results, stderr for the rest; the API key is scrubbed from both."""
+    """stdout for results, exactly; stderr for the rest, the API key scrubbed and escapes neutralised."""
 
     def __init__(
         self, stdout: TextIO, stderr: TextIO, secret: str | None = None, verbose: bool = False
     ) -> None:
         self.stdout = stdout
         self.stderr = stderr
-        self.secret = secret
         self.verbose = verbose
+        self._redact = Redactor(secret)
         self.write_err: Callable[[str], None] | None = None  # a progress bar's writer, while one is shown
         self._lock = threading.Lock()  # batch workers print too
 
+    def hide(self, secret: str | None) -> None:
+        """Scrub this key from every stderr line from now on."""
+        self._redact = Redactor(secret)
+
     def _clean(self, text: str) -> str:
-        return text.replace(self.secret, "***") if self.secret else text
+        return "\n".join(printable(line) for line in self._redact(text).split("\n"))
 
     def result(self, line: str) -> None:
         with self._lock:
             try:
-                self.stdout.write(self._clean(line) + "\n")
+                self.stdout.write(line + "\n")
                 self.stdout.flush()
             except BrokenPipeError:
                 # Whoever read our output went away: say so once, and stop writing to the closed pipe.

@@ -62,7 +62,7 @@ def run_generate(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapp
     args = generate_parser().parse_args(argv)
     console.verbose = args.verbose
     settings = settings_from(args, env)
-    console.secret = settings.api_key
+    console.hide(settings.api_key)
     from ..batch import run_request
     from ..engine import Generator
     from ..request import prepare

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import batch
+import hostile
 import overhead
 import soak
 
@@ -19,6 +20,7 @@ SUITES: dict[str, Callable[[Sequence[str]], int]] = {
     "overhead": overhead.main,
     "soak": soak.main,
     "batch": batch.main,
+    "hostile": hostile.main,
 }
 
 

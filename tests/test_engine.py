@@ -248,7 +248,7 @@ def test_safety_refusal_on_chat_says_rephrase(emulator, out_dir):
         (Reply(503, "Proxy service is currently disabled"), 3, "start the proxy service"),
         (Reply(403, "VALIDATION_REQUIRED: verify your account"), 4, "Accounts page"),
         (Reply(200, "<!DOCTYPE html><html><body>SPA</body></html>", content_type="text/html"), 3, "HTML"),
-        (Reply(400, "Missing 'prompt' field"), 1, "Missing 'prompt' field"),
+        (Reply(400, "Missing 'prompt' field"), 3, "Missing 'prompt' field"),
     ],
 )
 def test_permanent_failures_stop_at_once(emulator, out_dir, reply, code, words):

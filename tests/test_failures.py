@@ -44,7 +44,7 @@ GOOGLE_429 = (
             ExitCode.UNREACHABLE,
         ),
         (413, "length limit exceeded", Kind.TOO_LARGE, ExitCode.BAD_INPUT),
-        (400, "Missing 'prompt' field", Kind.BAD_REQUEST, ExitCode.UNEXPECTED),
+        (400, "Missing 'prompt' field", Kind.BAD_REQUEST, ExitCode.UNREACHABLE),
     ],
 )
 def test_classify(status, body, kind, code):

@@ -79,7 +79,7 @@ def test_directory_input(tmp_path):
 
 
 def test_read_picture_checks_answers():
-    assert read_picture(png_bytes((10, 20))).size == (10, 20)
+    assert read_picture(png_bytes((100, 200))).size == (100, 200)
     for bad in (b"", b"not an image", png_bytes((100, 100))[:-40]):
         with pytest.raises(ValueError):
             read_picture(bad)

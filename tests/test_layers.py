@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "manifest",
         },
     ),
-    ("talking to servers", {"protocol", "transport", "answers", "servers"}),
+    ("talking to servers", {"protocol", "wire", "transport", "answers", "servers"}),
     ("the request model", {"request"}),
     ("engine", {"engine"}),
     ("many pictures", {"jobs", "batch"}),

@@ -2,8 +2,19 @@ import random
 
 import pytest
 
-from image_gen_local.failures import Failure, Kind
-from image_gen_local.retry import Action, RetryPolicy, attempt_timeout, backoff, counts_as_no_image, decide
+from image_gen_local.failures import Failure, Kind, retry_delay
+from image_gen_local.retry import (
+    MAX_ATTEMPTS_PER_MINUTE,
+    MAX_STATED_WAIT,
+    MIN_STATED_WAIT,
+    Action,
+    RetryPolicy,
+    attempt_timeout,
+    backoff,
+    counts_as_no_image,
+    decide,
+    rate_cap_wait,
+)
 
 
 def test_stated_delay_is_honoured_never_shortened():
@@ -113,3 +124,59 @@ def test_the_retry_decision_table(
 def test_only_no_picture_and_broken_answers_count_towards_the_one_retry():
     counted = {kind for kind in Kind if counts_as_no_image(_f(kind))}
     assert counted == {Kind.NO_IMAGE, Kind.BAD_ANSWER}
+
+
+# --- stated waits: a floor, a ceiling, and a cap per minute whatever the server says ---------------------
+
+STATED = [  # (what the server said, the least and most we may wait)
+    (0.0, MIN_STATED_WAIT, MIN_STATED_WAIT * 1.2),
+    (0.001, MIN_STATED_WAIT, MIN_STATED_WAIT * 1.2),
+    (1.5, 1.5, 1.5 * 1.2),
+    (30.0, 30.0, 30.0 * 1.2),
+    (1e9, MAX_STATED_WAIT, MAX_STATED_WAIT * 1.2),
+]
+
+
+@pytest.mark.parametrize(("stated", "least", "most"), STATED)
+def test_a_stated_wait_is_honoured_within_its_floor_and_ceiling(stated, least, most):
+    failure = Failure(Kind.RATE_LIMIT, "x", 429, stated)
+    for attempt in (1, 2, 5):
+        wait = backoff(RetryPolicy(), failure, attempt, random.Random(attempt))
+        assert least <= wait <= most
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", 0.0), ("-5", 0.0), ("nan", None), ("inf", None), ("-inf", None), ("12", 12.0), ("soon", None)],
+)
+def test_retry_after_values_that_are_not_a_wait_are_ignored(value, expected):
+    assert retry_delay("", {"Retry-After": value}) == expected
+
+
+RATE_CAP = [  # (start times of earlier attempts, now, the least wait before the next)
+    ([], 0.0, 0.0),
+    ([float(i) for i in range(MAX_ATTEMPTS_PER_MINUTE - 1)], 20.0, 0.0),
+    ([float(i) for i in range(MAX_ATTEMPTS_PER_MINUTE)], 20.0, 40.0),
+    ([float(i) for i in range(MAX_ATTEMPTS_PER_MINUTE)], 61.0, 0.0),
+    ([0.0] * 100, 1.0, 59.0),
+]
+
+
+@pytest.mark.parametrize(("starts", "now", "wait"), RATE_CAP)
+def test_no_picture_sends_more_than_the_cap_of_attempts_in_any_minute(starts, now, wait):
+    assert rate_cap_wait(starts, now) == pytest.approx(wait)
+
+
+def test_a_stated_wait_beyond_the_deadline_stops_and_names_the_wait_asked_for():
+    failure = Failure(Kind.RATE_LIMIT, "x", 429, 3600.0)
+    decision = decide(
+        failure,
+        attempts=1,
+        no_image=0,
+        wait=MAX_STATED_WAIT,
+        time_left=50.0,
+        routes_left=0,
+        policy=RetryPolicy(),
+    )
+    assert decision.action is Action.STOP and decision.gave_up
+    assert "asked to wait 3600 s" in decision.note and "50 s left" in decision.note

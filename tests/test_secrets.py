@@ -49,7 +49,7 @@ def test_key_never_leaks(make_emulator, tmp_path):
     runs.append(cli("batch", str(jobs), "--base-url", emu.root_url, *base, "--concurrency", "1"))
     assert list(out.glob("*.manifest.jsonl"))
 
-    assert runs[0].code == 0 and runs[4].code == 4 and runs[-3].code == 1 and runs[-1].code == 1
+    assert runs[0].code == 0 and runs[4].code == 4 and runs[-3].code == 3 and runs[-1].code == 3
     assert all(r.authorized for r in emu.requests if r.route in ("generations", "edits", "chat"))
     texts = [text for r in runs for text in (r.stdout, r.stderr)] + [process.stdout, process.stderr]
     assert any("***" in text for text in texts)  # redaction was exercised, not just absent

@@ -21,6 +21,7 @@ from .upstream import DEFAULT_MODEL, ROUTES
 DEFAULT_BASE_URL = "http://127.0.0.1:8045/v1"
 DEFAULT_OUTPUT_DIR = "~/clawd/tmp/image-gen"  # the seed skill's folder, kept so existing agents find files
 DEFAULT_TIMEOUT = 600.0
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a larger --timeout is taken as a week (README)
 ROUTE_CHOICES = ("auto", *ROUTES)
 
 ENV = {
@@ -129,6 +130,7 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise UsageError(
             f"timeout {merged['timeout']!r} must be more than 0 seconds", "use e.g. --timeout 600"
         )
+    timeout = min(timeout, MAX_TIMEOUT)  # beyond a week no clock or socket call behaves: a week it is
     model = str(merged["model"]).strip()
     if not model:
         raise UsageError("the model name is empty", f"use e.g. --model {DEFAULT_MODEL}")

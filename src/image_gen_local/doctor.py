@@ -57,10 +57,15 @@ def run_checks(settings: Settings, emit: Callable[[str], None]) -> int:
         emit(check.line())
 
     transport = Transport(settings.base_url, settings.api_key)
+    deadline = time.monotonic() + settings.timeout  # --timeout bounds doctor too, all checks together
+
+    def left() -> float:
+        return min(TIMEOUT, deadline - time.monotonic())
+
     try:
         started = time.monotonic()
         try:
-            models = transport.get("/models", TIMEOUT)
+            models = transport.get("/models", left())
         except TransportFailure as exc:
             record(Check("server", False, exc.failure.line(), exc.failure.exit_code))
             models = None
@@ -68,7 +73,7 @@ def run_checks(settings: Settings, emit: Callable[[str], None]) -> int:
             _judge_models(settings, models, time.monotonic() - started, record)
         if all(c.ok for c in checks):
             for name, call in _probes(settings.model):
-                answer, failure = _probe(transport, call)
+                answer, failure = _probe(transport, call, left())
                 record(route_check(f"{name} ({call.path})", answer, failure))
     finally:
         transport.close()
@@ -131,9 +136,9 @@ def _judge_models(
         )
 
 
-def _probe(transport: Transport, call: Call) -> tuple[HttpAnswer | None, str | None]:
+def _probe(transport: Transport, call: Call, timeout: float) -> tuple[HttpAnswer | None, str | None]:
     try:
-        return transport.send(call, TIMEOUT), None
+        return transport.send(call, timeout), None
     except TransportFailure as exc:
         return None, exc.failure.line()
 

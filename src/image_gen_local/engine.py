@@ -8,7 +8,6 @@ engine's job: it calls `picture` from its workers, all sharing this generator's 
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import threading
 import time
@@ -17,12 +16,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import files, geometry, naming, protocol
-from .answers import read_answer
+from .answers import answer_cap, answer_pixels, read_answer
 from .config import Settings
 from .errors import ExitCode, ServerError
 from .failures import Failure, Kind
 from .request import Prepared, SavedImage
-from .retry import Action, RetryPolicy, attempt_timeout, backoff, counts_as_no_image, decide
+from .retry import (
+    Action,
+    RetryPolicy,
+    attempt_timeout,
+    backoff,
+    counts_as_no_image,
+    decide,
+    rate_cap_wait,
+)
 from .servers import Discovery, ServerCache, other_tier
 from .throttle import Throttle
 from .upstream import CHAT, CLIPROXYAPI, EMULATOR_HEADER, IMAGES, SYNTHETIC_NOTE
@@ -115,6 +122,7 @@ class Generator:
         routes = self.routes(kind)
         route_index = attempts = no_image = 0
         warnings: list[str] = []
+        starts: list[float] = []  # attempt start times: the per-minute cap holds whatever the server says
         last: Failure | None = None
         label = f"picture {index + 1} of {prepared.request.count}"
         while True:
@@ -127,10 +135,15 @@ class Generator:
                 call = protocol.build_call(
                     route, kind, prepared.prompt, model, prepared.plan, prepared.inputs
                 )
+                left = deadline - time.monotonic()
+                if left <= 0:  # never hand the socket a negative timeout
+                    raise _deadline_error(self.settings.timeout, last)
                 attempts += 1
+                starts.append(time.monotonic())
                 status(f"{label}: attempt {attempts} via {call.path}")
                 self.info(f"attempt {attempts}: POST {call.path} model={model}")
-                outcome = self._attempt(call, attempt_timeout(deadline - time.monotonic()))
+                tier = prepared.plan.tier
+                outcome = self._attempt(call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier))
                 if not isinstance(outcome, Failure):
                     self.throttle.release(ok=True)
                     held = False
@@ -143,7 +156,10 @@ class Generator:
                     failure,
                     attempts=attempts,
                     no_image=no_image,
-                    wait=backoff(self.policy, failure, attempts, self.rng),
+                    wait=max(
+                        backoff(self.policy, failure, attempts, self.rng),
+                        rate_cap_wait(starts, time.monotonic()),
+                    ),
                     time_left=deadline - time.monotonic(),
                     routes_left=len(routes) - route_index - 1,
                     policy=self.policy,
@@ -162,7 +178,9 @@ class Generator:
                 if decision.action is not Action.RETRY:
                     if ends_run(failure.exit_code):
                         self.throttle.cancel()
-                    raise _stop_error(failure, decision.gave_up, attempts, time.monotonic() - started)
+                    raise _stop_error(
+                        failure, decision.gave_up, attempts, time.monotonic() - started, decision.note
+                    )
             finally:
                 if held:
                     self.throttle.release(ok=False)
@@ -190,19 +208,20 @@ class Generator:
         warnings.append(note)
         return True
 
-    def _attempt(self, call: Call, timeout: float) -> Picture | Failure:
+    def _attempt(self, call: Call, timeout: float, cap: int, pixels: int) -> Picture | Failure:
+        """One request and its answer, all within `timeout` (the download included); the key is already
+        scrubbed from any failure's words by the transport and `read_answer`."""
         from .transport import TransportFailure
 
+        ends = time.monotonic() + timeout
         try:
-            answer = self.transport.send(call, timeout)
+            answer = self.transport.send(call, timeout, cap)
             self.synthetic = self.synthetic or EMULATOR_HEADER.lower() in answer.headers
-            outcome = read_answer(answer, lambda url: self.transport.download(url, timeout))
+            return read_answer(
+                answer, lambda url: self.transport.download(url, ends - time.monotonic()), pixels
+            )
         except TransportFailure as exc:
-            outcome = exc.failure
-        key = self.settings.api_key
-        if isinstance(outcome, Failure) and key and key in outcome.detail:  # a server may echo the key back
-            outcome = dataclasses.replace(outcome, detail=outcome.detail.replace(key, "***"))
-        return outcome
+            return exc.failure
 
     def _deliver(
         self,
@@ -225,7 +244,8 @@ class Generator:
                 said, self._said_synthetic = self._said_synthetic, True
             if not said:
                 self.warn(note)
-        for note in geometry_warnings(plan, picture.size):
+        notes = [picture.note] if picture.note else []
+        for note in notes + geometry_warnings(plan, picture.size):
             self.warn(note)
             warnings.append(note)
         box, resize = geometry.fit(picture.size, plan)
@@ -251,10 +271,12 @@ class Generator:
         )
 
 
-def _stop_error(failure: Failure, gave_up: bool, attempts: int, spent: float) -> ServerError:
+def _stop_error(failure: Failure, gave_up: bool, attempts: int, spent: float, note: str = "") -> ServerError:
     detail = failure.detail
     if gave_up:
         detail += f" (still failing after {attempts} attempt(s) in {spent:.0f} s)"
+    if note:
+        detail += f"; {note}"
     return ServerError(detail, failure.fix, failure.exit_code)
 
 

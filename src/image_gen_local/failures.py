@@ -6,11 +6,15 @@ matching, so we classify on the status *and* the words. Pure functions: no I/O.
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import quote, quote_plus
 
 from .errors import ExitCode
 from .upstream import (
@@ -87,7 +91,7 @@ _EXIT: dict[Kind, ExitCode] = {
     Kind.TIMEOUT: ExitCode.DEADLINE,
     Kind.TOO_LARGE: ExitCode.BAD_INPUT,
     Kind.INPUT_REJECTED: ExitCode.BAD_INPUT,
-    Kind.BAD_REQUEST: ExitCode.UNEXPECTED,
+    Kind.BAD_REQUEST: ExitCode.UNREACHABLE,
     Kind.BAD_ANSWER: ExitCode.NO_IMAGE,
     Kind.HOSTILE: ExitCode.NO_IMAGE,
 }
@@ -107,7 +111,8 @@ _FIX: dict[Kind, str] = {
     Kind.TIMEOUT: "the server is slow (4K can take minutes): raise --timeout",
     Kind.TOO_LARGE: "send fewer or smaller --image files",
     Kind.INPUT_REJECTED: "the server could not read an --image file: convert it to PNG or JPEG and retry",
-    Kind.BAD_REQUEST: "this is likely a bug in image-gen-local or an unsupported server: please report it",
+    Kind.BAD_REQUEST: "the server refused our request as malformed: check --base-url is an OpenAI-compatible "
+    "image server (if it is, please report it)",
     Kind.BAD_ANSWER: "the server sent a broken answer: try again",
     Kind.HOSTILE: "the answer was refused for safety; check what is listening at --base-url",
 }
@@ -115,16 +120,61 @@ _FIX: dict[Kind, str] = {
 MAX_DETAIL = 240
 _RETRY_DELAY = re.compile(r'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([\d.]+)\s*(ms|s)"')
 _RESET_AFTER = re.compile(r"(?:reset after|wait)\s+([\d.]+)\s*(ms|s)\b", re.IGNORECASE)
-_TAGS = re.compile(r"<[^>]+>")
+_MIN_DERIVED = 6  # encoded forms of very short keys would match ordinary text: only the raw form is scrubbed
+
+
+class Redactor:
+    """Removes one secret from text in every form a server may echo it: raw, percent-encoded, base64 (any
+    alignment, standard and URL-safe), JSON-escaped. Applied to a server's words before they are trimmed."""
+
+    def __init__(self, secret: str | None) -> None:
+        forms = {secret} if secret else set()
+        if secret:
+            forms |= {f for f in _encoded_forms(secret) if len(f) >= _MIN_DERIVED}
+        ordered = sorted(forms, key=len, reverse=True)  # longest first: a form never leaves part of another
+        self._pattern = re.compile("|".join(re.escape(f) for f in ordered)) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub("***", text) if self._pattern else text
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    raw = secret.encode("utf-8")
+    forms = {quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+    forms |= {quote(secret, safe="").lower(), json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms.add("".join(f"\\u{ord(c):04x}" for c in secret))
+    for pad in range(3):  # inside a longer base64 text the key can start at any of three byte offsets
+        encoded = base64.b64encode(b"\0" * pad + raw + b"\0" * 2).decode()
+        start = (pad * 4 + 2) // 3  # skip characters that mix in the bytes before the key
+        stable = encoded[start : (pad + len(raw)) * 4 // 3]
+        forms |= {stable, stable.replace("+", "-").replace("/", "_")}
+    return {f for f in forms if f}
+
+
+def printable(text: str) -> str:
+    """Control characters and terminal escape sequences made visible (`\\x1b`), never acted on."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if unicodedata.category(char) in ("Zs",):
+        return " "
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def server_words(body: str, limit: int = MAX_DETAIL) -> str:
-    """The server's own message, on one line and trimmed: JSON `error.message`, plain text, or nothing."""
+    """The server's own message, on one line and trimmed: JSON `error.message`, plain text, or nothing.
+
+    The body must already be free of the key (`Redactor`); control characters are made visible here.
+    """
     text = body.strip()
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict):
             err = data.get("error", data)
@@ -133,7 +183,7 @@ def server_words(body: str, limit: int = MAX_DETAIL) -> str:
                 text = message
     if looks_like_html(text):
         return "an HTML page"
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -148,7 +198,8 @@ def retry_delay(body: str, headers: Mapping[str, str]) -> float | None:
     if value:
         value = value.strip()
         try:
-            return max(0.0, float(value))
+            number = float(value)
+            return max(0.0, number) if math.isfinite(number) else None
         except ValueError:
             try:
                 from datetime import datetime, timezone
@@ -160,8 +211,12 @@ def retry_delay(body: str, headers: Mapping[str, str]) -> float | None:
     for pattern in (_RETRY_DELAY, _RESET_AFTER):
         match = pattern.search(body)
         if match:
-            number = float(match.group(1))
-            return number / 1000 if match.group(2) == "ms" else number
+            try:
+                number = float(match.group(1))
+            except ValueError:  # "1.2.3s"
+                continue
+            if math.isfinite(number):
+                return number / 1000 if match.group(2) == "ms" else number
     return None
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image
 
 from .errors import InputImageError
+from .geometry import MAX_RATIO, MIN_RATIO
 
 # Formats we accept as input, by Pillow's name.
 INPUT_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "MPO"}
@@ -25,6 +27,8 @@ MAX_INPUT_SIDE = 3072
 MAX_INPUT_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 # The largest picture the server makes is 6336x2688 (17 MP); anything far beyond is hostile or broken.
 MAX_ANSWER_PIXELS = 64_000_000
+# The smallest picture the server makes is 512 px on its short side (1K 21:9); 1x1 or 20000x1 is no picture.
+MIN_ANSWER_SIDE = 32
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
@@ -60,6 +64,8 @@ class Picture:
     format: str  # Pillow's name: PNG, JPEG, WEBP, GIF
     width: int
     height: int
+
+    note: str = ""  # what we changed on the way in (an animation reduced to its first frame), to be said
 
     @property
     def mime(self) -> str:
@@ -180,13 +186,20 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         return image if image.mode == "RGBA" else image.convert("RGBA")
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         image = image.point(lambda v: v / 256).convert("L")
+    elif image.mode == "F":
+        image = image.point(lambda v: v * 255 if v <= 1 else v).convert("L")
     return image.convert("RGB")
 
 
-def read_picture(data: bytes) -> Picture:
-    """Check an answer's bytes are one complete picture; raise ValueError saying what is wrong."""
+def read_picture(data: bytes, max_pixels: int | None = None) -> Picture:
+    """Check an answer's bytes are one complete picture, the right way up; raise ValueError saying what is
+    wrong (PictureRefused for a declared size we refuse to decode at all).
+
+    EXIF orientation is applied here, before any geometry sees the size, and an animation is reduced to its
+    first frame (said in `note`); either way the picture is re-encoded, which also drops its metadata.
+    """
     if not data:
         raise ValueError("the picture is empty")
     try:
@@ -196,13 +209,30 @@ def read_picture(data: bytes) -> Picture:
     except Exception:
         raise ValueError(f"the server sent {len(data)} bytes that are not a picture") from None
     w, h = image.size
-    if w * h > MAX_ANSWER_PIXELS:
+    if w * h > (max_pixels or MAX_ANSWER_PIXELS):
         raise PictureRefused(f"the picture declares {w}x{h} pixels (a decompression bomb); refused")
+    _check_shape(w, h)
+    fmt = image.format or "PNG"
     try:
         image.load()
+        frames = getattr(image, "n_frames", 1)
+        orientation = image.getexif().get(_ORIENTATION, 1)
     except Exception:
-        raise ValueError(f"the {image.format} picture is truncated or corrupt") from None
-    return Picture(data, image.format or "PNG", w, h)
+        raise ValueError(f"the {fmt} picture is truncated or corrupt") from None
+    if orientation in range(2, 9) or frames > 1:
+        from PIL import ImageOps
+
+        note = f"the server sent an animation of {frames} frames; kept the first" if frames > 1 else ""
+        upright = ImageOps.exif_transpose(image) or image
+        _check_shape(upright.width, upright.height)
+        fixed = encode(upright, fmt if fmt in _EXT else "PNG")
+        return Picture(fixed.data, fixed.format, fixed.width, fixed.height, note)
+    return Picture(data, fmt, w, h)
+
+
+def _check_shape(w: int, h: int) -> None:
+    if min(w, h) < MIN_ANSWER_SIDE or not MIN_RATIO <= Fraction(w, h) <= MAX_RATIO:
+        raise ValueError(f"the server sent a {w}x{h} picture, which is not a usable picture")
 
 
 def transform(
@@ -211,7 +241,7 @@ def transform(
     """Crop then resize, re-encoding in the picture's own format."""
     if box is None and resize is None:
         return picture
-    image = _open(picture.data)
+    image = _normalise_mode(_open(picture.data))
     if box is not None:
         image = image.crop(box)
     if resize is not None:
@@ -220,9 +250,11 @@ def transform(
 
 
 def encode(image: Image.Image, fmt: str) -> Picture:
+    """Encode in `fmt` from any mode Pillow opens (CMYK, 16-bit, palette with transparency, LA, ...)."""
+    image = _normalise_mode(image)  # RGB or RGBA, 16-bit scaled down rather than clipped to white
     out = io.BytesIO()
     if fmt == "JPEG":
-        image.convert("RGB").save(out, "JPEG", quality=95)
+        _flatten(image).save(out, "JPEG", quality=95)
     elif fmt == "WEBP":
         image.save(out, "WEBP", quality=95)
     elif fmt == "GIF":
@@ -231,6 +263,15 @@ def encode(image: Image.Image, fmt: str) -> Picture:
         fmt = "PNG"
         image.save(out, "PNG", compress_level=6)
     return Picture(out.getvalue(), fmt, image.width, image.height)
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Transparency onto white for formats without it (what a viewer shows), not onto black."""
+    if image.mode != "RGBA":
+        return image.convert("RGB")
+    background = Image.new("RGB", image.size, "white")
+    background.paste(image, mask=image.getchannel("A"))
+    return background
 
 
 def convert(picture: Picture, fmt: str) -> Picture:

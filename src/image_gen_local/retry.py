@@ -28,6 +28,12 @@ class RetryPolicy:
     max_retries: int | None = None  # retries per picture; None: as many as the deadline allows
 
 
+# A wait the server states (Retry-After, retryDelay) is honoured within these bounds: "0", negative or "0s"
+# cannot turn retries into a storm, and "wait a day" cannot park a picture beyond reason.
+MIN_STATED_WAIT = 1.0
+MAX_STATED_WAIT = 300.0
+# Whatever the server says, one picture never sends more than this many attempts in any 60 seconds.
+MAX_ATTEMPTS_PER_MINUTE = 12
 PAUSE_ALL_AFTER = 2.0  # a stated wait this long means quota or capacity is gone for everyone, not a blip
 MIN_ATTEMPT_SECONDS = 240.0  # a real 4K picture can take minutes; never cut an attempt shorter than this
 ATTEMPT_SHARE = 0.7
@@ -47,8 +53,9 @@ def attempt_timeout(remaining: float) -> float:
 def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Random) -> float:
     """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
     if failure.retry_after is not None:
-        # Stated delays are honoured plus a little slack, never less.
-        return min(policy.max_delay * 5, failure.retry_after * (1 + rng.uniform(0, policy.jitter / 2)) + 0.05)
+        # Stated delays are honoured plus a little slack, never less, within the floor and the ceiling.
+        stated = min(MAX_STATED_WAIT, max(MIN_STATED_WAIT, failure.retry_after))
+        return stated * (1 + rng.uniform(0, policy.jitter / 2)) + 0.05
     if attempt <= 1:
         delay = policy.first_retry
     else:
@@ -60,6 +67,17 @@ def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Ran
             base = policy.first_delay
         delay = min(policy.max_delay, base * 2 ** (attempt - 2))
     return max(0.0, delay * (1 + rng.uniform(-policy.jitter, policy.jitter)))
+
+
+def rate_cap_wait(recent: list[float], now: float) -> float:
+    """How long to hold the next attempt so that at most MAX_ATTEMPTS_PER_MINUTE start in any 60 s.
+
+    `recent` are the start times (monotonic) of this picture's attempts so far.
+    """
+    window = [t for t in recent if now - t < 60.0]
+    if len(window) < MAX_ATTEMPTS_PER_MINUTE:
+        return 0.0
+    return max(0.0, window[-MAX_ATTEMPTS_PER_MINUTE] + 60.0 - now)
 
 
 class Action(str, Enum):
@@ -76,6 +94,7 @@ class Decision:
     gave_up: bool = False  # stopped although the failure was retryable: time or retries ran out
     slow_down: bool = False  # the server is overloaded: the whole run should ask less at once
     pause_all: bool = False  # ... and hold every new request until `wait` is over
+    note: str = ""  # why it stopped early, when that is not obvious (a stated wait beyond the deadline)
 
 
 def counts_as_no_image(failure: Failure) -> bool:
@@ -108,7 +127,17 @@ def decide(
         return Decision(Action.STOP)
     out_of_retries = policy.max_retries is not None and attempts > policy.max_retries
     if wait >= time_left or out_of_retries:
-        return Decision(Action.STOP, gave_up=True)
+        note = ""
+        if not out_of_retries and failure.retry_after is not None:
+            note = (
+                f"the server asked to wait {_seconds(failure.retry_after)} before retrying, "
+                f"more than the {_seconds(max(0.0, time_left))} left before --timeout"
+            )
+        return Decision(Action.STOP, gave_up=True, note=note)
     slow = overloaded(failure)
     pause = slow and failure.retry_after is not None and wait >= PAUSE_ALL_AFTER
     return Decision(Action.RETRY, wait, slow_down=slow, pause_all=pause)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value < 1e6 else f"{value:.3g} s"

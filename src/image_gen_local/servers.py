@@ -43,10 +43,15 @@ class ServerInfo:
     checked_at: float = 0.0
 
 
+def _entries(models_answer: Any) -> list[dict[str, Any]]:
+    """The model entries of a /v1/models answer; whatever shape it has, never an error."""
+    entries = models_answer.get("data") if isinstance(models_answer, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
 def detect_kind(base_url: str, models_answer: Any) -> str:
     """Guess the server kind from its /v1/models answer (pure)."""
-    entries = models_answer.get("data") if isinstance(models_answer, dict) else None
-    entries = [e for e in entries or [] if isinstance(e, dict)]
+    entries = _entries(models_answer)
     ids = {str(e.get("id", "")) for e in entries}
     owners = {str(e.get("owned_by", "")).lower() for e in entries}
     parts = urlsplit(base_url)
@@ -62,8 +67,7 @@ def detect_kind(base_url: str, models_answer: Any) -> str:
 
 
 def model_ids(models_answer: Any) -> list[str]:
-    entries = models_answer.get("data") if isinstance(models_answer, dict) else None
-    return sorted(str(e["id"]) for e in entries or [] if isinstance(e, dict) and "id" in e)
+    return sorted(str(e["id"])[:200] for e in _entries(models_answer) if "id" in e)
 
 
 def other_tier(model: str) -> str | None:
@@ -136,8 +140,9 @@ class Discovery:
         with self._lock:  # workers starting together ask once
             if self._server is None and self.cache is not None:
                 self._server = self.cache.get(self.base_url)
-            if self._server is None and probe:
-                self._server = self.probe(min(PROBE_TIMEOUT, max(0.1, deadline - time.monotonic())))
+            left = deadline - time.monotonic()
+            if self._server is None and probe and left > 0:  # no time left: no probe, the attempt says so
+                self._server = self.probe(min(PROBE_TIMEOUT, left))
             return self._server.kind if self._server else ANTIGRAVITY
 
     def probe(self, timeout: float) -> ServerInfo | None:

@@ -79,7 +79,7 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
     args = batch_parser(console.prog).parse_args(argv)
     console.verbose = args.verbose
     settings = settings_from(args, env)
-    console.secret = settings.api_key
+    console.hide(settings.api_key)
     try:
         per_minute = parse_rate(args.rate) if args.rate else None
     except ValueError as exc:

@@ -1,8 +1,11 @@
 """Where the command's lines go: results to stdout (an API agents parse), everything else to stderr.
 
-Every line passes through the key redactor; a progress bar, while one is shown, gets every line (stdout's
-too) written above it, so a result line is never glued to the bar. Messages name the command the user
-actually ran (`image-gen`, or `python3 …/scripts/gen.py` in skill mode).
+Result lines (stdout) are printed exactly as they are: they name real files, and a short key such as `tmp`
+must not turn a true path into a false one (server words are scrubbed where they enter, in the transport).
+Every stderr line passes the key redactor again, and control characters and terminal escape sequences are
+made visible instead of acted on. A progress bar, while one is shown, gets every line (stdout's too) written
+above it, so a result line is never glued to the bar. Messages name the command the user actually ran
+(`image-gen`, or `python3 …/scripts/gen.py` in skill mode).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import ExitCode, ImageGenError, OutputError
+from ..failures import Redactor, printable
 
 PROG = "image-gen"
 
@@ -38,7 +42,7 @@ class Terminated(BaseException):
 
 
 class Console:
-    """stdout for results, stderr for the rest; the API key is scrubbed from both."""
+    """stdout for results, exactly; stderr for the rest, the API key scrubbed and escapes neutralised."""
 
     def __init__(
         self,
@@ -50,27 +54,31 @@ class Console:
     ) -> None:
         self.stdout = stdout
         self.stderr = stderr
-        self.secret = secret
         self.verbose = verbose
         self.prog = prog
         self.json = False  # the command promised one JSON document on stdout, even for a usage error
+        self._redact = Redactor(secret)
         self.write_err: Callable[[str], None] | None = None  # a progress bar's writer, while one is shown
         self.write_out: Callable[[str], None] | None = None  # ... and its writer for stdout lines
         self.results = 0  # lines printed on stdout so far
         self.command = "generate"
         self._lock = threading.Lock()  # batch workers print too
 
+    def hide(self, secret: str | None) -> None:
+        """Scrub this key from every stderr line from now on."""
+        self._redact = Redactor(secret)
+
     def _clean(self, text: str) -> str:
-        return text.replace(self.secret, "***") if self.secret else text
+        return "\n".join(printable(line) for line in self._redact(text).split("\n"))
 
     def result(self, line: str) -> None:
         with self._lock:
             try:
                 self.results += 1
                 if self.write_out is not None:
-                    self.write_out(self._clean(line))
+                    self.write_out(line)
                 else:
-                    self.stdout.write(self._clean(line) + "\n")
+                    self.stdout.write(line + "\n")
                     self.stdout.flush()
             except BrokenPipeError:
                 # Whoever read our output went away: say so once, and stop writing to the closed pipe.

@@ -16,7 +16,7 @@ def run_doctor(argv: Sequence[str], console: Console, env: Mapping[str, str]) ->
     args = parser.parse_args(argv)
     console.verbose = args.verbose
     settings = settings_from(args, env)
-    console.secret = settings.api_key
+    console.hide(settings.api_key)
     from ..doctor import run_checks
 
     return run_checks(settings, console.result)

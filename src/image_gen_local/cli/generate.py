@@ -105,7 +105,7 @@ def run_generate(
         refuse_command_typo(args.prompt, console.prog, commands)
     console.verbose = args.verbose
     settings = settings_from(args, env)
-    console.secret = settings.api_key
+    console.hide(settings.api_key)
     from ..batch import run_request
     from ..engine import Generator
     from ..request import prepare

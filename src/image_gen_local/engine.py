@@ -22,10 +22,10 @@ from .config import Settings
 from .errors import ExitCode, ServerError
 from .failures import Failure, Kind
 from .request import Prepared, SavedImage
-from .retry import Action, RetryPolicy, attempt_timeout, backoff, counts_as_no_image, decide
-from .servers import Discovery, ServerCache, other_tier
+from .retry import Action, RetryPolicy, attempt_timeout, backoff, counts_as_no_image, decide, same_failure
+from .servers import Discovery, ServerCache, check_model, other_tier
 from .throttle import Throttle
-from .upstream import CHAT, CLIPROXYAPI, IMAGES
+from .upstream import CLIPROXYAPI, UNKNOWN
 
 if TYPE_CHECKING:
     from .images import Picture
@@ -67,6 +67,8 @@ class Generator:
         self.server = Discovery(settings.base_url, lambda: self.transport, cache, self.info)
         self._lock = threading.Lock()
         self._transport: Transport | None = None
+        self._model_checked = False
+        self._model_note: str | None = None
 
     @property
     def transport(self) -> Transport:
@@ -81,15 +83,28 @@ class Generator:
         if self._transport is not None:
             self._transport.close()
 
-    def routes(self, kind: str) -> list[str]:
+    def routes(self, kind: str, model: str, has_inputs: bool) -> list[str]:
         if self.settings.route != "auto":
             return [self.settings.route]
-        return [CHAT] if kind == CLIPROXYAPI else [IMAGES, CHAT]
+        routes, why = protocol.routes_for(kind, model, has_inputs)
+        self.info(f"routes {' then '.join(routes)} ({kind} server): {why}")
+        return routes
+
+    def check_model(self) -> None:
+        """Before the first request: is the model on offer? Once for all workers; raises UsageError."""
+        with self._lock:
+            if self._model_checked:
+                return
+            model, note = check_model(self.model, self.server.server)
+            self._model_checked = True
+            if note:
+                self.model, self._model_note = model, note
+                self.warn(note)
 
     def dry_run(self, prepared: Prepared) -> list[dict[str, Any]]:
         """The requests a real run would send first, without sending anything (not even the probe)."""
         kind = self.server.kind(0, probe=False)
-        route = self.routes(kind)[0]
+        route = self.routes(kind, self.model, bool(prepared.inputs))[0]
         call = protocol.build_call(route, kind, prepared.prompt, self.model, prepared.plan, prepared.inputs)
         described = call.describe(self.settings.base_url, bool(self.settings.api_key))
         return [described] * prepared.request.count
@@ -110,15 +125,19 @@ class Generator:
         """
         started = time.monotonic()
         kind = self.server.kind(deadline)
-        routes = self.routes(kind)
-        route_index = attempts = no_image = 0
-        warnings: list[str] = []
+        self.check_model()
+        routes = self.routes(kind, self.model, bool(prepared.inputs))
+        route_index = attempts = no_image = repeats = 0
+        warnings: list[str] = [self._model_note] if self._model_note else []
         last: Failure | None = None
         label = f"picture {index + 1} of {prepared.request.count}"
         while True:
             if not self.throttle.acquire(deadline):
                 raise _deadline_error(self.settings.timeout, last)
             model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
+            if self.server.kind(deadline) != kind:  # learned again: ask this kind the way it understands
+                kind = self.server.kind(deadline)
+                routes, route_index = self.routes(kind, model, bool(prepared.inputs)), 0
             route = routes[route_index]
             held = True
             try:
@@ -127,12 +146,16 @@ class Generator:
                 )
                 attempts += 1
                 status(f"{label}: attempt {attempts} via {call.path}")
-                self.info(f"attempt {attempts}: POST {call.path} model={model}")
-                outcome = self._attempt(call, attempt_timeout(deadline - time.monotonic()))
+                self.info(f"attempt {attempts}: POST {call.path} model={model}; {call.note()}")
+                outcome = self._attempt(call, attempt_timeout(deadline - time.monotonic()), deadline)
                 if not isinstance(outcome, Failure):
                     self.throttle.release(ok=True)
                     held = False
-                    return self._deliver(prepared, outcome, model, route, started, attempts - 1, warnings)
+                    saved = self._deliver(prepared, outcome, call, route, started, attempts - 1, warnings)
+                    if any("ignored aspect ratio" in w for w in saved.warnings) and kind != UNKNOWN:
+                        self.server.recheck(deadline, f"a {kind} server ignored the ratio asked for")
+                    return saved
+                repeats = repeats + 1 if same_failure(last, outcome) else 1
                 failure = last = outcome
                 no_image += counts_as_no_image(failure)
                 decision = decide(
@@ -143,7 +166,11 @@ class Generator:
                     time_left=deadline - time.monotonic(),
                     routes_left=len(routes) - route_index - 1,
                     policy=self.policy,
+                    repeats=repeats,
                 )
+                missing = failure.kind is Kind.ROUTE and failure.status == 404 and kind != UNKNOWN
+                if missing and self.server.recheck(deadline, f"{call.path} is missing on a {kind} server"):
+                    continue  # another kind now listens there: the loop asks it its own way
                 if decision.action is Action.SWITCH_ROUTE:
                     route_index += 1
                     if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
@@ -186,11 +213,14 @@ class Generator:
         warnings.append(note)
         return True
 
-    def _attempt(self, call: Call, timeout: float) -> Picture | Failure:
+    def _attempt(self, call: Call, timeout: float, deadline: float) -> Picture | Failure:
         from .transport import TransportFailure
 
         try:
             answer = self.transport.send(call, timeout)
+            contradiction = self.server.contradicted_by(answer.headers)
+            if contradiction:
+                self.server.recheck(deadline, contradiction)
             outcome = read_answer(answer, lambda url: self.transport.download(url, timeout))
         except TransportFailure as exc:
             outcome = exc.failure
@@ -203,7 +233,7 @@ class Generator:
         self,
         prepared: Prepared,
         picture: Picture,
-        model: str,
+        call: Call,
         route: str,
         started: float,
         retries: int,
@@ -212,7 +242,7 @@ class Generator:
         from . import images
 
         plan = prepared.plan
-        for note in geometry_warnings(plan, picture.size):
+        for note in protocol.geometry_warnings(plan, call.asked, picture.size):
             self.warn(note)
             warnings.append(note)
         box, resize = geometry.fit(picture.size, plan)
@@ -231,6 +261,7 @@ class Generator:
             stem = naming.picture_stem(prepared.prompt, self.clock())
             path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
         seconds = time.monotonic() - started
+        model = str((call.json or call.form or {}).get("model", self.model))
         return SavedImage(
             path, final.width, final.height, final.mime, model, route, seconds, retries, warnings
         )
@@ -252,27 +283,3 @@ def _deadline_error(timeout: float, last: Failure | None) -> ServerError:
         "the server is slow (4K can take minutes): raise --timeout",
         ExitCode.DEADLINE,
     )
-
-
-def geometry_warnings(plan: geometry.Plan, actual: tuple[int, int]) -> list[str]:
-    """Say when the server ignored the ratio or tier we asked for (pure)."""
-    notes: list[str] = []
-    expected = plan.expected_size
-    asked = plan.request_ratio
-    w, h = actual
-    if not geometry.has_ratio(actual, asked):
-        notes.append(
-            f"the server ignored aspect ratio {asked} and sent {w}x{h} ({geometry.describe_ratio(actual)}); "
-            f"cropped locally to {plan.target_ratio}"
-        )
-    elif geometry.tier_of(actual, asked) != plan.tier:
-        notes.append(
-            f"the server ignored resolution {plan.tier} ({expected[0]}x{expected[1]}) and sent {w}x{h}"
-        )
-    if plan.final_size:
-        cw, ch = geometry.cropped_size(actual, plan.target_ratio)
-        if cw < plan.final_size[0] or ch < plan.final_size[1]:
-            notes.append(
-                f"upscaled {cw}x{ch} to {plan.final_size[0]}x{plan.final_size[1]}: the server sent less"
-            )
-    return notes

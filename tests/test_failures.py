@@ -76,3 +76,59 @@ def test_server_words_trims_and_unwraps_json():
     assert server_words('{"error": {"message": "  bad\\n  thing "}}') == "bad thing"
     assert server_words("<!DOCTYPE html><html><body>hi</body></html>") == "an HTML page"
     assert len(server_words("x" * 5000)) <= 240
+
+
+# What LiteLLM 1.106.2 answered in each situation (status, body) -> the class, exit code and words kept.
+LITELLM_ANSWERS = [
+    ("a key that is not its master key, no database", 400,
+     '{"error": {"message": "No connected db.", "type": "no_db_connection", "param": null, "code": "400"}}',
+     Kind.AUTH, ExitCode.AUTH, "master key"),
+    ("a key refused, with a database", 401,
+     '{"error": {"message": "Authentication Error, Invalid proxy server token passed.", '
+     '"type": "auth_error"}}',
+     Kind.AUTH, ExitCode.AUTH, "Invalid proxy server token"),
+    ("invalid api key wording under another status", 400, '{"error": "Invalid API key"}',
+     Kind.AUTH, ExitCode.AUTH, "Invalid API key"),
+    ("its own key for the upstream refused", 401,
+     '{"error": {"message": "litellm.AuthenticationError: GeminiException - API key not valid.", '
+     '"type": "auth_error", "code": "401"}}',
+     Kind.GATEWAY_KEY, ExitCode.AUTH, "gateway's own key"),
+    ("an unknown model", 400,
+     '{"error": "/image/generations: Invalid model name passed in model=nope. Call `/v1/models` to view '
+     'available models for your key."}',
+     Kind.UNKNOWN_MODEL, ExitCode.USAGE, "model=nope"),
+    ("the openai/ upstream down", 500,
+     '{"error": {"message": "litellm.APIConnectionError: APIConnectionError: OpenAIException - Connection '
+     'error.", "type": null, "code": "500"}}',
+     Kind.UPSTREAM_DOWN, ExitCode.UNREACHABLE, "the gateway cannot reach its upstream"),
+    ("the gemini/ upstream down", 500,
+     '{"error": {"message": "litellm.InternalServerError: GeminiException - '
+     '[Errno 111] Connection refused"}}',
+     Kind.UPSTREAM_DOWN, ExitCode.UNREACHABLE, "Connection refused"),
+    ("its crashing auth path", 500, "Internal Server Error", Kind.CAPACITY, ExitCode.QUOTA,
+     "Internal Server Error"),
+    ("an upstream 429", 429, '{"error": {"message": "litellm.RateLimitError: RateLimitError: quota"}}',
+     Kind.RATE_LIMIT, ExitCode.QUOTA, "RateLimitError"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code", "words"),
+    [case[1:] for case in LITELLM_ANSWERS],
+    ids=[case[0] for case in LITELLM_ANSWERS],
+)
+def test_gateway_answers_get_their_true_class(status, body, kind, code, words):
+    failure = classify(status, body)
+    assert (failure.kind, failure.exit_code) == (kind, code)
+    assert words in failure.line()
+    assert "{" not in failure.detail  # the words, not the JSON around them
+
+
+def test_json_error_objects_are_read_in_every_shape():
+    assert server_words('{"error": "plain string"}') == "plain string"
+    assert server_words('{"error": {"message": "No connected db.", "type": "no_db_connection"}}') == (
+        "No connected db. (no_db_connection)"
+    )
+    assert server_words('{"error": {"type": "rate_limit_exceeded", "code": "429"}}') == "rate_limit_exceeded"
+    assert server_words('{"message": "top level"}') == "top level"
+    assert server_words('{"error": {"message": "x", "code": "400"}}') == "x"

@@ -14,6 +14,7 @@ from image_gen_local.retry import (
     counts_as_no_image,
     decide,
     rate_cap_wait,
+    same_failure,
 )
 
 
@@ -180,3 +181,43 @@ def test_a_stated_wait_beyond_the_deadline_stops_and_names_the_wait_asked_for():
     )
     assert decision.action is Action.STOP and decision.gave_up
     assert "asked to wait 3600 s" in decision.note and "50 s left" in decision.note
+
+
+# Gateways: an unreachable upstream gets a few seconds; the very same 5xx answer a bounded number of times.
+# (failure, attempts, repeats) -> (action, gave_up)
+GATEWAY_DECISIONS = [
+    ("an unreachable upstream is retried", _f(Kind.UPSTREAM_DOWN, 500), 1, 1, (RETRY, False)),
+    ("an unreachable upstream stops at the third attempt", _f(Kind.UPSTREAM_DOWN, 500), 3, 3, (STOP, True)),
+    ("the same 500 is retried a few times", _f(Kind.CAPACITY, 500), 3, 3, (RETRY, False)),
+    ("the same 500 a fourth time stops", _f(Kind.CAPACITY, 500), 4, 4, (STOP, True)),
+    ("different 500s keep being retried", _f(Kind.CAPACITY, 500), 9, 1, (RETRY, False)),
+    ("503 capacity is not bounded by repeats", _f(Kind.CAPACITY, 503), 9, 9, (RETRY, False)),
+    ("resets are not bounded by repeats", _f(Kind.CAPACITY), 9, 9, (RETRY, False)),
+    ("an unknown model tries the other tier", _f(Kind.UNKNOWN_MODEL, 400), 1, 1, (OTHER, False)),
+    ("the gateway's own key refused stops", _f(Kind.GATEWAY_KEY, 401), 1, 1, (STOP, False)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("failure", "attempts", "repeats", "expected"),
+    [case[1:] for case in GATEWAY_DECISIONS],
+    ids=[case[0] for case in GATEWAY_DECISIONS],
+)
+def test_gateway_failures_have_a_short_budget(failure, attempts, repeats, expected):
+    decision = decide(
+        failure,
+        attempts=attempts,
+        no_image=0,
+        wait=1.0,
+        time_left=500.0,
+        routes_left=0,
+        policy=RetryPolicy(),
+        repeats=repeats,
+    )
+    assert (decision.action, decision.gave_up) == expected
+
+
+def test_same_failure_means_same_status_and_words():
+    assert same_failure(_f(Kind.CAPACITY, 500), _f(Kind.CAPACITY, 500))
+    assert not same_failure(_f(Kind.CAPACITY, 500), _f(Kind.CAPACITY, 502))
+    assert not same_failure(None, _f(Kind.CAPACITY, 500))

@@ -16,9 +16,24 @@ from .config import Settings
 from .errors import ExitCode, ImageGenError
 from .failures import classify, looks_like_html
 from .protocol import Call, FilePart
-from .servers import detect_kind, model_ids
+from .servers import (
+    ServerInfo,
+    answers_litellm_health,
+    check_model,
+    detect_kind,
+    image_model_ids,
+    model_ids,
+)
 from .transport import HttpAnswer, Transport, TransportFailure
-from .upstream import EMULATOR_HEADER, NOT_ON_IMAGES_API, has_grid_suffix
+from .upstream import EMULATOR_HEADER, LITELLM, NOT_ON_IMAGES_API, OPENAI
+
+# How doctor names each kind of server.
+_NAMES = {
+    "antigravity": "Antigravity Tools",
+    "cliproxyapi": "CLIProxyAPI",
+    LITELLM: "a LiteLLM gateway (it forwards to the servers in its configuration)",
+    OPENAI: "an OpenAI-compatible server",
+}
 
 TIMEOUT = 10.0
 
@@ -70,7 +85,7 @@ def run_checks(settings: Settings, emit: Callable[[str], None]) -> int:
             record(Check("server", False, exc.failure.line(), exc.failure.exit_code))
             models = None
         if models is not None:
-            _judge_models(settings, models, time.monotonic() - started, record)
+            _judge_models(settings, transport, models, time.monotonic() - started, record)
         if all(c.ok for c in checks):
             for name, call in _probes(settings.model):
                 answer, failure = _probe(transport, call, left())
@@ -95,45 +110,50 @@ def run_checks(settings: Settings, emit: Callable[[str], None]) -> int:
 
 
 def _judge_models(
-    settings: Settings, answer: HttpAnswer, seconds: float, record: Callable[[Check], None]
+    settings: Settings,
+    transport: Transport,
+    answer: HttpAnswer,
+    seconds: float,
+    record: Callable[[Check], None],
 ) -> None:
     where = settings.base_url
-    if answer.status in (401, 403):
-        failure = classify(answer.status, answer.text, answer.headers)
-        record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms)"))
-        record(Check("API key", False, failure.line(), failure.exit_code))
-        return
     if answer.status != 200:
         failure = classify(answer.status, answer.text, answer.headers)
-        record(Check("server", False, f"{where}/models: {failure.line()}", ExitCode.UNREACHABLE))
+        if failure.exit_code is ExitCode.AUTH:  # 401/403, or a gateway's own words for a key it refuses
+            gateway = ": " + _NAMES[LITELLM] if answers_litellm_health(transport, where, TIMEOUT) else ""
+            record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms){gateway}"))
+            record(Check("API key", False, failure.line(), failure.exit_code))
+        else:
+            record(Check("server", False, f"{where}/models: {failure.line()}", ExitCode.UNREACHABLE))
         return
     try:
         data = parse_json(answer.body)
     except AnswerError as exc:
         record(Check("server", False, f"{where}/models: {exc}; check --base-url", ExitCode.UNREACHABLE))
         return
-    kind = detect_kind(where, data)
+    kind = detect_kind(where, data, answer.headers)
+    if kind == OPENAI and answers_litellm_health(transport, where, TIMEOUT):
+        kind = LITELLM
+    name = _NAMES.get(kind, kind)
     if EMULATOR_HEADER.lower() in answer.headers:
-        kind = f"the image-gen-local emulator, which follows {kind}'s rules: its pictures are SYNTHETIC"
-    record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms), looks like {kind}"))
+        name = f"the image-gen-local emulator, which follows {name}'s rules: its pictures are SYNTHETIC"
+    record(Check("server", True, f"reachable at {where} ({seconds * 1000:.0f} ms): {name} ({kind})"))
     record(Check("API key", True, "accepted" if settings.api_key else "none needed"))
-    image_models = [m for m in model_ids(data) if "image" in m.lower()]
-    base_models = [m for m in image_models if not has_grid_suffix(m)]
-    if not image_models:
+    image_models = image_model_ids(data)
+    listed = ", ".join(image_models)
+    try:
+        model, note = check_model(settings.model, ServerInfo(kind, model_ids(data), 0.0, image_models))
+    except ImageGenError as exc:
+        record(Check("image models", False, str(exc), exc.exit_code))
+        return
+    if note:
+        record(Check("image models", True, f"{listed}; {note}", warning=True))
+    elif not image_models:
         record(Check("image models", True, "none listed; generation may still work", warning=True))
-    elif settings.model in image_models:
-        record(
-            Check("image models", True, f"{', '.join(base_models or image_models)}; using {settings.model}")
-        )
+    elif model in image_models:
+        record(Check("image models", True, f"{listed}; using {model}"))
     else:
-        record(
-            Check(
-                "image models",
-                True,
-                f"{settings.model} is not listed (listed: {', '.join(base_models or image_models)})",
-                warning=True,
-            )
-        )
+        record(Check("image models", True, f"{model} is not listed (listed: {listed})", warning=True))
 
 
 def _probe(transport: Transport, call: Call, timeout: float) -> tuple[HttpAnswer | None, str | None]:

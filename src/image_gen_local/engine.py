@@ -29,10 +29,11 @@ from .retry import (
     counts_as_no_image,
     decide,
     rate_cap_wait,
+    same_failure,
 )
-from .servers import Discovery, ServerCache, other_tier
+from .servers import Discovery, ServerCache, check_model, other_tier
 from .throttle import Throttle
-from .upstream import CHAT, CLIPROXYAPI, EMULATOR_HEADER, IMAGES, SYNTHETIC_NOTE
+from .upstream import CLIPROXYAPI, EMULATOR_HEADER, SYNTHETIC_NOTE, UNKNOWN
 
 if TYPE_CHECKING:
     from .images import Picture
@@ -76,6 +77,8 @@ class Generator:
         self._transport: Transport | None = None
         self.synthetic = False  # the server turned out to be the emulator: every picture says so
         self._said_synthetic = False
+        self._model_checked = False
+        self._model_note: str | None = None
 
     @property
     def transport(self) -> Transport:
@@ -90,15 +93,28 @@ class Generator:
         if self._transport is not None:
             self._transport.close()
 
-    def routes(self, kind: str) -> list[str]:
+    def routes(self, kind: str, model: str, has_inputs: bool) -> list[str]:
         if self.settings.route != "auto":
             return [self.settings.route]
-        return [CHAT] if kind == CLIPROXYAPI else [IMAGES, CHAT]
+        routes, why = protocol.routes_for(kind, model, has_inputs)
+        self.info(f"routes {' then '.join(routes)} ({kind} server): {why}")
+        return routes
+
+    def check_model(self) -> None:
+        """Before the first request: is the model on offer? Once for all workers; raises UsageError."""
+        with self._lock:
+            if self._model_checked:
+                return
+            model, note = check_model(self.model, self.server.server)
+            self._model_checked = True
+            if note:
+                self.model, self._model_note = model, note
+                self.warn(note)
 
     def dry_run(self, prepared: Prepared) -> list[dict[str, Any]]:
         """The requests a real run would send first, without sending anything (not even the probe)."""
         kind = self.server.kind(0, probe=False)
-        route = self.routes(kind)[0]
+        route = self.routes(kind, self.model, bool(prepared.inputs))[0]
         call = protocol.build_call(route, kind, prepared.prompt, self.model, prepared.plan, prepared.inputs)
         described = call.describe(self.settings.base_url, bool(self.settings.api_key))
         return [described] * prepared.request.count
@@ -119,9 +135,10 @@ class Generator:
         """
         started = time.monotonic()
         kind = self.server.kind(deadline)
-        routes = self.routes(kind)
-        route_index = attempts = no_image = 0
-        warnings: list[str] = []
+        self.check_model()
+        routes = self.routes(kind, self.model, bool(prepared.inputs))
+        route_index = attempts = no_image = repeats = 0
+        warnings: list[str] = [self._model_note] if self._model_note else []
         starts: list[float] = []  # attempt start times: the per-minute cap holds whatever the server says
         last: Failure | None = None
         label = f"picture {index + 1} of {prepared.request.count}"
@@ -129,6 +146,9 @@ class Generator:
             if not self.throttle.acquire(deadline):
                 raise _deadline_error(self.settings.timeout, last)
             model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
+            if self.server.kind(deadline) != kind:  # learned again: ask this kind the way it understands
+                kind = self.server.kind(deadline)
+                routes, route_index = self.routes(kind, model, bool(prepared.inputs)), 0
             route = routes[route_index]
             held = True
             try:
@@ -141,15 +161,21 @@ class Generator:
                 attempts += 1
                 starts.append(time.monotonic())
                 status(f"{label}: attempt {attempts} via {call.path}")
-                self.info(f"attempt {attempts}: POST {call.path} model={model}")
+                self.info(f"attempt {attempts}: POST {call.path} model={model}; {call.note()}")
                 tier = prepared.plan.tier
-                outcome = self._attempt(call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier))
+                outcome = self._attempt(
+                    call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier), deadline
+                )
                 if not isinstance(outcome, Failure):
                     self.throttle.release(ok=True)
                     held = False
-                    return self._deliver(
-                        prepared, index, outcome, (model, route), started, attempts - 1, warnings
+                    saved = self._deliver(
+                        prepared, index, outcome, call, route, started, attempts - 1, warnings
                     )
+                    if any("ignored aspect ratio" in w for w in saved.warnings) and kind != UNKNOWN:
+                        self.server.recheck(deadline, f"a {kind} server ignored the ratio asked for")
+                    return saved
+                repeats = repeats + 1 if same_failure(last, outcome) else 1
                 failure = last = outcome
                 no_image += counts_as_no_image(failure)
                 decision = decide(
@@ -163,7 +189,11 @@ class Generator:
                     time_left=deadline - time.monotonic(),
                     routes_left=len(routes) - route_index - 1,
                     policy=self.policy,
+                    repeats=repeats,
                 )
+                missing = failure.kind is Kind.ROUTE and failure.status == 404 and kind != UNKNOWN
+                if missing and self.server.recheck(deadline, f"{call.path} is missing on a {kind} server"):
+                    continue  # another kind now listens there: the loop asks it its own way
                 if decision.action is Action.SWITCH_ROUTE:
                     route_index += 1
                     if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
@@ -208,7 +238,9 @@ class Generator:
         warnings.append(note)
         return True
 
-    def _attempt(self, call: Call, timeout: float, cap: int, pixels: int) -> Picture | Failure:
+    def _attempt(
+        self, call: Call, timeout: float, cap: int, pixels: int, deadline: float
+    ) -> Picture | Failure:
         """One request and its answer, all within `timeout` (the download included); the key is already
         scrubbed from any failure's words by the transport and `read_answer`."""
         from .transport import TransportFailure
@@ -217,6 +249,9 @@ class Generator:
         try:
             answer = self.transport.send(call, timeout, cap)
             self.synthetic = self.synthetic or EMULATOR_HEADER.lower() in answer.headers
+            contradiction = self.server.contradicted_by(answer.headers)
+            if contradiction:
+                self.server.recheck(deadline, contradiction)
             return read_answer(
                 answer, lambda url: self.transport.download(url, ends - time.monotonic()), pixels
             )
@@ -228,14 +263,14 @@ class Generator:
         prepared: Prepared,
         index: int,
         picture: Picture,
-        via: tuple[str, str],
+        call: Call,
+        route: str,
         started: float,
         retries: int,
         warnings: list[str],
     ) -> SavedImage:
         from . import images
 
-        model, route = via
         plan = prepared.plan
         if self.synthetic:
             note = f"the server at {self.settings.base_url} {SYNTHETIC_NOTE}"
@@ -245,7 +280,7 @@ class Generator:
             if not said:
                 self.warn(note)
         notes = [picture.note] if picture.note else []
-        for note in notes + geometry_warnings(plan, picture.size):
+        for note in notes + protocol.geometry_warnings(plan, call.asked, picture.size):
             self.warn(note)
             warnings.append(note)
         box, resize = geometry.fit(picture.size, plan)
@@ -266,6 +301,7 @@ class Generator:
                 stem = f"{stem}-{index + 1}"
             path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
         seconds = time.monotonic() - started
+        model = str((call.json or call.form or {}).get("model", self.model))
         return SavedImage(
             path, final.width, final.height, final.mime, model, route, seconds, retries, warnings
         )
@@ -289,27 +325,3 @@ def _deadline_error(timeout: float, last: Failure | None) -> ServerError:
         "the server is slow (4K can take minutes): raise --timeout",
         ExitCode.DEADLINE,
     )
-
-
-def geometry_warnings(plan: geometry.Plan, actual: tuple[int, int]) -> list[str]:
-    """Say when the server ignored the ratio or tier we asked for (pure)."""
-    notes: list[str] = []
-    expected = plan.expected_size
-    asked = plan.request_ratio
-    w, h = actual
-    if not geometry.has_ratio(actual, asked):
-        notes.append(
-            f"the server ignored aspect ratio {asked} and sent {w}x{h} ({geometry.describe_ratio(actual)}); "
-            f"cropped locally to {plan.target_ratio}"
-        )
-    elif geometry.tier_of(actual, asked) != plan.tier:
-        notes.append(
-            f"the server ignored resolution {plan.tier} ({expected[0]}x{expected[1]}) and sent {w}x{h}"
-        )
-    if plan.final_size:
-        cw, ch = geometry.cropped_size(actual, plan.target_ratio)
-        if cw < plan.final_size[0] or ch < plan.final_size[1]:
-            notes.append(
-                f"upscaled {cw}x{ch} to {plan.final_size[0]}x{plan.final_size[1]}: the server sent less"
-            )
-    return notes

@@ -19,13 +19,18 @@ from urllib.parse import quote, quote_plus
 from .errors import ExitCode
 from .upstream import (
     ENTITY_NOT_FOUND,
+    GATEWAY_UPSTREAM_AUTH,
     IMAGE_READ_ERROR,
     INPUT_UNREADABLE,
+    INVALID_MODEL,
+    KEY_WORDS,
+    NO_DB_CONNECTION,
     NO_IMAGES,
     NO_QUOTA,
     NOT_ON_IMAGES_API,
     PROXY_DISABLED,
     TOKEN_REJECTED,
+    UPSTREAM_UNREACHABLE,
     VALIDATION_REQUIRED,
 )
 
@@ -37,7 +42,10 @@ class Kind(str, Enum):
     SAFETY = "safety"  # an explicit safety refusal
     MODEL = "model_unavailable"  # unknown model or no quota for it: try the other tier
     ROUTE = "route_missing"  # this API is not offered: try chat
-    AUTH = "auth"  # 401, rejected token
+    AUTH = "auth"  # 401, rejected token, a gateway refusing the key
+    GATEWAY_KEY = "gateway_key"  # the gateway's own key for its upstream was refused (the user's was fine)
+    UNKNOWN_MODEL = "unknown_model"  # a gateway does not know the model name at all
+    UPSTREAM_DOWN = "upstream_down"  # the gateway answers, but cannot reach the server behind it
     ACCOUNT = "account_check"  # 403 VALIDATION_REQUIRED
     DISABLED = "proxy_disabled"  # the proxy service is stopped in the app
     UNREACHABLE = "unreachable"  # refused, DNS
@@ -74,7 +82,15 @@ class Failure:
         return f"{self.detail.rstrip('. ')}; {self.fix}"
 
 
-_RETRYABLE = {Kind.RATE_LIMIT, Kind.CAPACITY, Kind.NO_IMAGE, Kind.BAD_ANSWER, Kind.TIMEOUT}
+# UPSTREAM_DOWN is retried for a few seconds only (retry.decide): a restarting upstream comes back quickly.
+_RETRYABLE = {
+    Kind.RATE_LIMIT,
+    Kind.CAPACITY,
+    Kind.NO_IMAGE,
+    Kind.BAD_ANSWER,
+    Kind.TIMEOUT,
+    Kind.UPSTREAM_DOWN,
+}
 
 _EXIT: dict[Kind, ExitCode] = {
     Kind.RATE_LIMIT: ExitCode.QUOTA,
@@ -84,6 +100,9 @@ _EXIT: dict[Kind, ExitCode] = {
     Kind.MODEL: ExitCode.QUOTA,
     Kind.ROUTE: ExitCode.UNREACHABLE,
     Kind.AUTH: ExitCode.AUTH,
+    Kind.GATEWAY_KEY: ExitCode.AUTH,
+    Kind.UNKNOWN_MODEL: ExitCode.USAGE,
+    Kind.UPSTREAM_DOWN: ExitCode.UNREACHABLE,
     Kind.ACCOUNT: ExitCode.AUTH,
     Kind.DISABLED: ExitCode.UNREACHABLE,
     Kind.UNREACHABLE: ExitCode.UNREACHABLE,
@@ -104,6 +123,15 @@ _FIX: dict[Kind, str] = {
     Kind.MODEL: "pick another model with --model, or check the proxy's accounts have image quota",
     Kind.ROUTE: "the server offers no image API here: check --base-url, or try --route chat",
     Kind.AUTH: "set the proxy's API key with --api-key or IMAGE_GEN_API_KEY",
+    Kind.GATEWAY_KEY: (
+        "your key was accepted, but the gateway's own key for the server behind it was refused: "
+        "fix the api_key in the gateway's configuration"
+    ),
+    Kind.UNKNOWN_MODEL: "pick a model the server lists with --model; `image-gen doctor` lists them",
+    Kind.UPSTREAM_DOWN: (
+        "start the server behind the gateway, or fix the gateway's api_base for this model; "
+        "`image-gen doctor` checks the gateway"
+    ),
     Kind.ACCOUNT: "open the proxy's Accounts page and complete the Google account verification in a browser",
     Kind.DISABLED: "start the proxy service in Antigravity Tools (API Proxy page)",
     Kind.UNREACHABLE: "start the proxy (Antigravity Tools) or fix --base-url",
@@ -166,25 +194,40 @@ def _escaped(char: str) -> str:
 
 
 def server_words(body: str, limit: int = MAX_DETAIL) -> str:
-    """The server's own message, on one line and trimmed: JSON `error.message`, plain text, or nothing.
+    """The server's own message, on one line and trimmed: a JSON error's words, plain text, or nothing.
 
     The body must already be free of the key (`Redactor`); control characters are made visible here.
     """
-    text = body.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            data = None
-        if isinstance(data, dict):
-            err = data.get("error", data)
-            message = err.get("message") if isinstance(err, dict) else err
-            if isinstance(message, str) and message.strip():
-                text = message
+    text = json_error(body) or body.strip()
     if looks_like_html(text):
         return "an HTML page"
     text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_error(body: str) -> str | None:
+    """The words of a JSON error object: `error.message` (with its `type` when that says more), `error`
+    as a string, or a top-level `message`; None when the body is not such an object."""
+    text = body.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error", data)
+    if isinstance(err, str):
+        return err.strip() or None
+    if not isinstance(err, dict):
+        return None
+    message = err.get("message")
+    words = message.strip() if isinstance(message, str) else ""
+    kind = next((str(err[k]) for k in ("type", "code") if isinstance(err.get(k), str) and err[k]), "")
+    if kind and kind.lower() not in words.lower() and not kind.isdigit():
+        words = f"{words} ({kind})" if words else kind
+    return words or None
 
 
 def looks_like_html(text: str) -> bool:
@@ -232,8 +275,16 @@ def classify(status: int, body: str, headers: Mapping[str, str] | None = None) -
         return Failure(Kind.ACCOUNT, f"{said} (the Google account needs verification)", status)
     if PROXY_DISABLED.lower() in lower:
         return Failure(Kind.DISABLED, said, status)
-    if status in (401,) or (status == 403 and TOKEN_REJECTED in lower):
-        return Failure(Kind.AUTH, said, status)
+    if GATEWAY_UPSTREAM_AUTH.lower() in lower:
+        return Failure(Kind.GATEWAY_KEY, f"{said} (the gateway's own key for its upstream)", status)
+    if _key_refused(status, lower):
+        master = NO_DB_CONNECTION in lower
+        why = " (a LiteLLM proxy without a database takes only its master key)" if master else ""
+        return Failure(Kind.AUTH, said + why, status)
+    if INVALID_MODEL.lower() in lower:
+        return Failure(Kind.UNKNOWN_MODEL, said, status)
+    if status >= 500 and any(w.lower() in lower for w in UPSTREAM_UNREACHABLE):
+        return Failure(Kind.UPSTREAM_DOWN, f"the gateway cannot reach its upstream ({said})", status)
     if NO_QUOTA.lower() in lower:
         return Failure(Kind.MODEL, said, status)
     if NO_IMAGES.lower() in lower:
@@ -255,6 +306,13 @@ def classify(status: int, body: str, headers: Mapping[str, str] | None = None) -
     if INPUT_UNREADABLE.lower() in lower or IMAGE_READ_ERROR.lower() in lower:
         return Failure(Kind.INPUT_REJECTED, said, status)
     return Failure(Kind.BAD_REQUEST, said, status)
+
+
+def _key_refused(status: int, lower: str) -> bool:
+    """401; Antigravity's rejected token (403); a gateway's words for a key it does not know (any status)."""
+    if status == 401 or (status == 403 and TOKEN_REJECTED in lower):
+        return True
+    return status < 500 and (NO_DB_CONNECTION in lower or any(w in lower for w in KEY_WORDS))
 
 
 def _model_missing(lower: str) -> bool:

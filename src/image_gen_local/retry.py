@@ -3,8 +3,9 @@
 The server's images path rotates accounts without backing off, so the client must: honour what the
 server asked for (Retry-After, Google's retryDelay), else back off exponentially with jitter so parallel
 agents do not retry in lockstep. The first retry is quick: the proxy answers the next request from another
-account, which often has capacity. `decide` is the whole decision table: retry, switch route, try the
-other model, or stop.
+account, which often has capacity. Some failures cannot be waited out however long the deadline: a gateway
+that cannot reach its upstream gets a few seconds, the very same non-overload 5xx answer a few attempts.
+`decide` is the whole decision table: retry, switch route, try the other model, or stop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class RetryPolicy:
     jitter: float = 0.25  # +-25 %
     no_image_retries: int = 1  # "No images generated" is usually a safety block: retry once only
     max_retries: int | None = None  # retries per picture; None: as many as the deadline allows
+    upstream_down_attempts: int = 3  # a gateway that cannot reach its upstream: a few seconds, then stop
+    same_error_attempts: int = 4  # the very same non-overload 5xx answer this often in a row: stop
 
 
 # A wait the server states (Retry-After, retryDelay) is honoured within these bounds: "0", negative or "0s"
@@ -107,6 +110,21 @@ def overloaded(failure: Failure) -> bool:
     return failure.kind is Kind.RATE_LIMIT or (failure.kind is Kind.CAPACITY and failure.status == 503)
 
 
+def same_failure(previous: Failure | None, failure: Failure) -> bool:
+    """The very same answer again: same status, same words (a gateway's crashing error path, say)."""
+    return previous is not None and (previous.status, previous.detail) == (failure.status, failure.detail)
+
+
+def _stuck(failure: Failure, attempts: int, repeats: int, policy: RetryPolicy) -> bool:
+    """Retrying cannot help any more, although the failure is of a retryable kind."""
+    if failure.kind is Kind.UPSTREAM_DOWN:
+        return attempts >= policy.upstream_down_attempts
+    answered_5xx = failure.status is not None and failure.status >= 500
+    if failure.kind is Kind.CAPACITY and answered_5xx and not overloaded(failure):
+        return repeats >= policy.same_error_attempts
+    return False
+
+
 def decide(
     failure: Failure,
     *,
@@ -116,16 +134,19 @@ def decide(
     time_left: float,
     routes_left: int,
     policy: RetryPolicy,
+    repeats: int = 1,
 ) -> Decision:
     """After attempt number `attempts` failed with `failure` (the `no_image`-th no-picture failure so
-    far), with `wait` the backoff it would take and `time_left` before the deadline."""
+    far, the `repeats`-th time in a row with the very same answer), with `wait` the backoff it would take
+    and `time_left` before the deadline."""
     if failure.kind is Kind.ROUTE and routes_left > 0:
         return Decision(Action.SWITCH_ROUTE)
-    if failure.kind is Kind.MODEL:
+    if failure.kind in (Kind.MODEL, Kind.UNKNOWN_MODEL):
         return Decision(Action.OTHER_MODEL)
     if not failure.retryable or no_image > policy.no_image_retries:
         return Decision(Action.STOP)
     out_of_retries = policy.max_retries is not None and attempts > policy.max_retries
+    out_of_retries = out_of_retries or _stuck(failure, attempts, repeats, policy)
     if wait >= time_left or out_of_retries:
         note = ""
         if not out_of_retries and failure.retry_after is not None:

@@ -18,8 +18,16 @@ SERVER_DEFAULT_MODEL = FLASH_IMAGE
 
 ANTIGRAVITY = "antigravity"
 CLIPROXYAPI = "cliproxyapi"
-OPENAI = "openai"
+LITELLM = "litellm"  # the LiteLLM proxy, a gateway in front of other servers
+OPENAI = "openai"  # OpenAI itself, or any other OpenAI-compatible server
+UNKNOWN = "unknown"  # /v1/models could not be read: send what every kind understands
 CLIPROXYAPI_PORT = 8317
+
+# LiteLLM gives itself away: its answers carry headers named `x-litellm-…`, it serves this health route
+# (beside /v1, at the server's root) and its /v1/models entries may carry a `mode` such as "image_generation".
+LITELLM_HEADER_PREFIX = "x-litellm-"
+LITELLM_HEALTH = "/health/liveliness"
+LITELLM_IMAGE_MODE = "image_generation"
 
 IMAGES = "images"  # /images/generations, or /images/edits when there are input pictures
 CHAT = "chat"  # /chat/completions with the image model
@@ -58,6 +66,29 @@ MODEL_GRID: tuple[str, ...] = tuple(
 )
 
 
+# --- model families: whose geometry a model takes, whatever server is in between -------------------------
+
+GEMINI = "gemini"  # Gemini image models: ten ratios, three tiers, exact pixel sizes (SERVER_SIZES)
+OPENAI_IMAGES = "openai-images"  # OpenAI's own image models: three sizes only
+OPENAI_IMAGE_PREFIXES = ("gpt-image", "dall-e", "chatgpt-image")
+# OpenAI's own image sizes, by ratio.
+OPENAI_SIZES: dict[tuple[int, int], tuple[int, int]] = {
+    (1, 1): (1024, 1024),
+    (3, 2): (1536, 1024),
+    (2, 3): (1024, 1536),
+}
+
+
+def is_gemini_image(model: str) -> bool:
+    """A Gemini image model, by its name (`gemini-3-pro-image`, `gemini/gemini-3-pro-image-preview`, …)."""
+    lower = model.lower()
+    return ("gemini" in lower and "image" in lower) or model in MODEL_GRID
+
+
+def is_openai_image(model: str) -> bool:
+    return model.lower().rsplit("/", 1)[-1].startswith(OPENAI_IMAGE_PREFIXES)
+
+
 def has_grid_suffix(model: str) -> bool:
     """True for a model id ending in a tier or ratio suffix of the grid (`…-4k`, `…-16x9`)."""
     return model.endswith(tuple(s for s in (*MODEL_TIER_SUFFIXES, *MODEL_RATIO_SUFFIXES) if s))
@@ -82,6 +113,25 @@ INPUT_UNREADABLE = "Unable to process input image"
 IMAGE_READ_ERROR = "Image read error"
 NOT_ON_IMAGES_API = "is not supported on /v1/images"  # CLIProxyAPI: Gemini models only on chat
 TOKEN_REJECTED = "token_rejected"
+
+# ... and the words of gateways (LiteLLM) in front of it, inside JSON error objects.
+NO_DB_CONNECTION = "no_db_connection"  # LiteLLM without a database, given a key that is not its master key
+KEY_WORDS = (
+    "invalid api key",
+    "incorrect api key",
+    "invalid_api_key",
+    "api key not valid",
+    "missing api key",
+)
+GATEWAY_UPSTREAM_AUTH = "litellm.AuthenticationError"  # the gateway's own key for its upstream was refused
+UPSTREAM_UNREACHABLE = (
+    "APIConnectionError",
+    "Connection error.",  # the openai SDK inside LiteLLM, on the chat route
+    "Connection refused",
+    "[Errno 111]",
+    "Cannot connect to host",
+)
+INVALID_MODEL = "Invalid model name passed in model="
 
 # --- the shipped emulator ----------------------------------------------------------------------------------
 

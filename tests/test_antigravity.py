@@ -1,4 +1,4 @@
-"""Antigravity's request rules, as the emulator applies them (pure functions; see server-api.md §3)."""
+"""Antigravity's request rules, as the emulator applies them (pure functions; see docs/server-api.md §3)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, markers, picture, run_script, start_script, wait_until, write_picture
+from helpers import cli, markers, picture, run_script, start_script, wait_until, write_picture
 from image_gen_local import BatchOptions, Settings, run_batch
 from image_gen_local.files import TEMP_PREFIX
 from image_gen_local.manifest import Manifest

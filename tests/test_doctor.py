@@ -1,4 +1,4 @@
-from conftest import cli
+from helpers import cli
 
 
 def doctor(*args):

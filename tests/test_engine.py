@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import cli, picture, png_bytes, write_picture
+from helpers import cli, picture, png_bytes, write_picture
 from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Reply

@@ -4,7 +4,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from conftest import png_bytes, write_picture
+from helpers import png_bytes, write_picture
 from image_gen_local.errors import InputImageError
 from image_gen_local.images import MAX_INPUT_SIDE, convert, load_input, read_picture, transform
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import cli, png_bytes, write_picture
+from helpers import cli, png_bytes, write_picture
 
 
 def make_inputs(tmp: Path) -> dict[str, Path]:

@@ -10,8 +10,6 @@ import gzip
 import io
 import json
 import os
-import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from helpers import RawServer
 from image_gen_local.cli import main
 
 TIMEOUT = 1.0
@@ -97,46 +96,13 @@ def answers(draw: st.DrawFn) -> bytes:
     return f"HTTP/1.1 {status} X\r\n{lines}Connection: close\r\n\r\n".encode() + body
 
 
-class Server:
-    """Answers every request (the /models probe included) with the current canned bytes."""
-
-    def __init__(self) -> None:
-        self.answer = b""
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(3)
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 1 << 20:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    head += chunk
-                conn.sendall(self.answer)
-                conn.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    fuzz = Server()
+def server() -> Iterator[RawServer]:
+    """Answers every request (the /models probe included) with the current example's `answer` bytes."""
+    fuzz = RawServer(lambda conn, path, body: conn.sendall(fuzz.answer))  # type: ignore[attr-defined]
+    fuzz.answer = b""  # type: ignore[attr-defined]
     yield fuzz
-    fuzz.stop.set()
-    fuzz.sock.close()
+    fuzz.close()
 
 
 @settings(
@@ -156,7 +122,7 @@ def test_any_server_answer_ends_in_time_with_a_documented_exit_code(server, tmp_
     os.environ["IMAGE_GEN_CACHE_DIR"] = str(run_dir / "cache")  # probe every time: /models is fuzzed too
     out, stdout, stderr = run_dir / "out", io.StringIO(), io.StringIO()
     started = time.monotonic()
-    args = ["fuzz", "--base-url", f"http://127.0.0.1:{server.sock.getsockname()[1]}/v1"]
+    args = ["fuzz", "--base-url", server.url]
     code = main([*args, "--timeout", str(TIMEOUT), "--output-dir", str(out)], stdout=stdout, stderr=stderr)
     seconds = time.monotonic() - started
     assert code in DOCUMENTED, stderr.getvalue()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import cli, run_script
+from helpers import cli, png_bytes, run_script
 from image_gen_local.emulator import Reply
 
 KEY = "sk-Very-Secret-9f8e7d6c5b4a"
@@ -21,7 +21,7 @@ def test_key_never_leaks(make_emulator, tmp_path):
     out = tmp_path / "out"
     base = ["--output-dir", str(out), "--api-key", KEY]
     photo = tmp_path / "in.png"
-    photo.write_bytes(__import__("conftest").png_bytes((300, 300)))
+    photo.write_bytes(png_bytes((300, 300)))
     runs = [
         cli("ok", "--base-url", emu.root_url, *base, "-v", "--json"),
         cli("ok", "--base-url", emu.root_url, *base, "-v", "--image", str(photo), "-n", "2"),

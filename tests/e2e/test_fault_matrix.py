@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import write_picture
+from helpers import write_picture
 from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Emulator

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from conftest import ROOT, cli, picture, write_picture
+from helpers import ROOT, cli, picture, write_picture
 from image_gen_local.emulator import Emulator
 from image_gen_local.upstream import SERVER_SIZES, TIERS
 

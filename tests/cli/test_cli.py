@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli, markers, picture, run_script, start_script, wait_until
+from helpers import ROOT, cli, markers, picture, run_script, start_script, wait_until
 from image_gen_local.cli.console import marker
 
 
@@ -120,7 +120,7 @@ def _png_answer() -> str:
     import base64
     import json
 
-    from conftest import png_bytes
+    from helpers import png_bytes
 
     return json.dumps(
         {"created": 1, "data": [{"b64_json": base64.b64encode(png_bytes((1024, 1024))).decode()}]}

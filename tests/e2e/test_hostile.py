@@ -15,33 +15,25 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from helpers import Handler, RawServer, http_response
 from image_gen_local.cli import main
 
 KEY = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0ZYXWVUTSRQ"
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 8, 9}
-Handler = Callable[[socket.socket, str, bytes], None]
-
-
-def response(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> bytes:
-    data = body.encode() if isinstance(body, str) else body
-    head = {"Content-Type": "application/json", "Content-Length": str(len(data)), **(headers or {})}
-    lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
-    return f"HTTP/1.1 {status} X\r\n{lines}Connection: close\r\n\r\n".encode() + data
 
 
 def picture_answer(data: bytes) -> bytes:
-    return response(200, json.dumps({"data": [{"b64_json": base64.b64encode(data).decode()}]}))
+    return http_response(200, json.dumps({"data": [{"b64_json": base64.b64encode(data).decode()}]}))
 
 
 def png(
@@ -52,76 +44,12 @@ def png(
     return out.getvalue()
 
 
-@dataclass
-class Hostile:
-    """A loopback server that hands every request to `handler(conn, path, body)`; counts requests."""
-
-    handler: Handler
-    requests: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        try:
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 65536:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
-            header, _, body = head.partition(b"\r\n\r\n")
-            length = next(
-                (
-                    int(h.split(b":")[1])
-                    for h in header.split(b"\r\n")
-                    if h.lower().startswith(b"content-length")
-                ),
-                0,
-            )
-            while len(body) < length:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                body += chunk
-            path = header.split(b" ")[1].decode()
-            self.requests.append(path)
-            self.handler(conn, path, body)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[[Handler], Hostile]]:
-    servers: list[Hostile] = []
+def serve() -> Iterator[Callable[[Handler], RawServer]]:
+    servers: list[RawServer] = []
 
-    def make(handler: Handler) -> Hostile:
-        servers.append(Hostile(handler))
+    def make(handler: Handler) -> RawServer:
+        servers.append(RawServer(handler))
         return servers[-1]
 
     yield make
@@ -137,7 +65,7 @@ def on_images(data: bytes, models: bytes | None = None) -> Handler:
     """`data` for the image call; /models answers 404 (an unknown server is driven like Antigravity)."""
 
     def handler(conn: socket.socket, path: str, body: bytes) -> None:
-        conn.sendall(data if not path.endswith("/models") else (models or response(404, "")))
+        conn.sendall(data if not path.endswith("/models") else (models or http_response(404, "")))
 
     return handler
 
@@ -163,7 +91,7 @@ class Result:
     seconds: float
 
 
-def run(server: Hostile | str, out: Path, *args: str, timeout: float = 3.0) -> Result:
+def run(server: RawServer | str, out: Path, *args: str, timeout: float = 3.0) -> Result:
     url = server if isinstance(server, str) else server.url
     stdout, stderr = io.StringIO(), io.StringIO()
     started = time.monotonic()
@@ -183,7 +111,7 @@ def assert_clean(result: Result, out: Path, timeout: float = 3.0) -> None:
 # --- 1. the deadline is absolute ----------------------------------------------------------------------------
 
 TRICKLES = {
-    "the status line": response(200, "{}"),
+    "the status line": http_response(200, "{}"),
     "the headers": b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 200 + b"\r\n\r\n",
     "a 200 body": b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"{" * 1000,
     "an error body": b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + b"e" * 1000,
@@ -217,14 +145,14 @@ def test_a_probe_that_eats_the_whole_deadline_never_reaches_the_socket_as_a_nega
 
 def test_a_hanging_picture_download_is_a_deadline_not_a_broken_answer(serve, tmp_path):
     hang = serve(silent)
-    answer = response(200, json.dumps({"data": [{"url": f"{hang.url}/picture.png"}]}))
+    answer = http_response(200, json.dumps({"data": [{"url": f"{hang.url}/picture.png"}]}))
     result = run(serve(on_images(answer)), tmp_path, timeout=2)
     assert_clean(result, tmp_path, 2)
     assert result.code == 8, result.stderr
 
 
 def test_a_redirect_loop_is_not_an_image_api_not_overload(serve, tmp_path):
-    server = serve(lambda conn, path, body: conn.sendall(response(302, "", {"Location": path})))
+    server = serve(lambda conn, path, body: conn.sendall(http_response(302, "", {"Location": path})))
     result = run(server, tmp_path)
     assert_clean(result, tmp_path)
     assert result.code == 3 and "redirect" in result.stderr, result.stderr
@@ -280,7 +208,7 @@ def bombs() -> dict[str, bytes]:
 @pytest.mark.parametrize("status", [200, 500])
 @pytest.mark.parametrize("method", ["gzip", "deflate"])
 def test_a_compression_bomb_on_any_status_stays_under_300_mb(serve, tmp_path, bombs, status, method):
-    answer = response(status, bombs[method], {"Content-Encoding": method})
+    answer = http_response(status, bombs[method], {"Content-Encoding": method})
     code, peak, stderr = peak_rss_mib(serve(on_images(answer)).url, tmp_path, 3)
     assert peak < 300, f"{peak:.0f} MiB"
     assert code == (6 if status == 200 else 5), stderr
@@ -288,7 +216,7 @@ def test_a_compression_bomb_on_any_status_stays_under_300_mb(serve, tmp_path, bo
 
 @pytest.mark.parametrize("encoding", ["gzip", "br", "zstd", "deflate"])
 def test_a_content_encoding_that_lies_is_a_broken_answer(serve, tmp_path, encoding):
-    answer = response(200, '{"data": []}', {"Content-Encoding": encoding})
+    answer = http_response(200, '{"data": []}', {"Content-Encoding": encoding})
     result = run(serve(on_images(answer)), tmp_path)
     assert_clean(result, tmp_path)
     assert result.code == 6, result.stderr
@@ -296,7 +224,8 @@ def test_a_content_encoding_that_lies_is_a_broken_answer(serve, tmp_path, encodi
 
 def test_json_nested_100_000_deep_is_a_classified_failure(serve, tmp_path):
     nested = "[" * 100_000 + "]" * 100_000
-    server = serve(on_images(response(200, nested), models=response(200, '{"data": ' + nested + "}")))
+    models = http_response(200, '{"data": ' + nested + "}")
+    server = serve(on_images(http_response(200, nested), models=models))
     result = run(server, tmp_path)
     assert_clean(result, tmp_path)
     assert result.code == 6
@@ -304,7 +233,7 @@ def test_json_nested_100_000_deep_is_a_classified_failure(serve, tmp_path):
 
 def test_markdown_bait_is_parsed_in_linear_time(serve, tmp_path):
     bait = {"choices": [{"message": {"content": "![" * 200_000 + "](" * 50_000}}]}
-    result = run(serve(on_images(response(200, json.dumps(bait)))), tmp_path, timeout=10)
+    result = run(serve(on_images(http_response(200, json.dumps(bait)))), tmp_path, timeout=10)
     assert_clean(result, tmp_path, 10)
     assert result.code == 6 and result.seconds < 8
 
@@ -324,13 +253,13 @@ SHAPES = [
 
 @pytest.mark.parametrize(("body", "code"), SHAPES)
 def test_json_of_the_wrong_shape_has_a_documented_exit_code(serve, tmp_path, body, code):
-    result = run(serve(on_images(response(200, body))), tmp_path)
+    result = run(serve(on_images(http_response(200, body))), tmp_path)
     assert_clean(result, tmp_path)
     assert result.code == code, result.stderr
 
 
 def test_a_models_list_of_the_wrong_shape_breaks_no_command(serve, tmp_path):
-    server = serve(on_images(picture_answer(png()), models=response(200, '{"data": 5}')))
+    server = serve(on_images(picture_answer(png()), models=http_response(200, '{"data": 5}')))
     assert run(server, tmp_path).code == 0
     doctor = run(server, tmp_path, "doctor")
     assert doctor.code in DOCUMENTED and "unexpected" not in doctor.stderr + doctor.stdout
@@ -344,7 +273,7 @@ def test_an_error_body_cut_short_is_classified_by_its_status(serve, tmp_path):
 
 
 def test_a_200_carrying_a_429_error_is_retried_like_a_429(serve, tmp_path):
-    server = serve(on_images(response(200, '{"error": {"code": 429, "message": "slow down"}}')))
+    server = serve(on_images(http_response(200, '{"error": {"code": 429, "message": "slow down"}}')))
     result = run(server, tmp_path, timeout=4)
     assert_clean(result, tmp_path, 4)
     assert result.code == 5 and len([p for p in server.requests if "images" in p]) >= 2
@@ -364,7 +293,7 @@ STORMS = [
 @pytest.mark.parametrize("headers", STORMS)
 def test_a_zero_or_absurd_stated_wait_does_not_disable_backoff(serve, tmp_path, headers):
     body = '{"error": {"message": "quota", "details": [{"retryDelay": "0s"}]}}'
-    server = serve(on_images(response(429, body, headers)))
+    server = serve(on_images(http_response(429, body, headers)))
     result = run(server, tmp_path, timeout=6)
     assert_clean(result, tmp_path, 6)
     attempts = len([p for p in server.requests if "images" in p])
@@ -372,7 +301,7 @@ def test_a_zero_or_absurd_stated_wait_does_not_disable_backoff(serve, tmp_path, 
 
 
 def test_a_stated_wait_beyond_the_deadline_is_reported_with_the_wait_asked_for(serve, tmp_path):
-    server = serve(on_images(response(429, "busy", {"Retry-After": "120"})))
+    server = serve(on_images(http_response(429, "busy", {"Retry-After": "120"})))
     result = run(server, tmp_path, timeout=3)
     assert result.code == 5 and "asked to wait 120 s" in result.stderr, result.stderr
 
@@ -392,7 +321,7 @@ def key_forms(key: str) -> str:
 def test_the_key_never_leaks_in_any_form_even_past_the_trim(serve, tmp_path, status):
     words = key_forms(KEY)
     body = json.dumps({"error": {"message": words}}) if status == 200 else words
-    server = serve(on_images(response(status, body)))
+    server = serve(on_images(http_response(status, body)))
     result = run(server, tmp_path, "--api-key", KEY, "--json", timeout=2)
     output = result.stdout + result.stderr
     leaked = [KEY[i : i + 6] for i in range(len(KEY) - 5) if KEY[i : i + 6] in output]
@@ -409,7 +338,7 @@ def test_a_short_key_never_corrupts_the_printed_path(serve, tmp_path, key):
 
 
 def test_terminal_escape_sequences_from_a_server_are_neutralised(serve, tmp_path):
-    server = serve(on_images(response(400, "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x9b1m\u202etxt.exe")))
+    server = serve(on_images(http_response(400, "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x9b1m\u202etxt.exe")))
     result = run(server, tmp_path)
     assert result.code == 3
     assert not any(c in result.stderr for c in "\x1b\x07\x9b\u202e"), repr(result.stderr)

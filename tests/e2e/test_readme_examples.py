@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 STORY = [  # the README's own sample job file, with the picture it names
     {"prompt": "a fox waking up in a forest, watercolor", "aspect_ratio": "16:9", "resolution": "2k"},

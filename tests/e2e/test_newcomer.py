@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli, markers, run_script, start_script, wait_until
+from helpers import ROOT, cli, markers, run_script, start_script, wait_until
 from image_gen_local.manifest import Manifest
 
 

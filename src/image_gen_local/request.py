@@ -70,6 +70,14 @@ def request_from_options(
     )
 
 
+def usage_request(prompt: str, **options: Any) -> ImageRequest:
+    """`request_from_options` for a front door whose caller typed the options: bad ones are a UsageError."""
+    try:
+        return request_from_options(prompt, **options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parse_count(value: Any) -> int:
     """A whole number of pictures, from an int or its text (the range is checked by `check_request`)."""
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():

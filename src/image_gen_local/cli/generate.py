@@ -51,21 +51,18 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _request_from(args: argparse.Namespace, stdin: TextIO) -> ImageRequest:
-    from ..request import request_from_options
+    from ..request import usage_request
 
     prompt = stdin.read() if args.prompt == "-" else args.prompt
-    try:
-        return request_from_options(
-            prompt,
-            images=args.image,
-            size=args.size,
-            resolution=args.resolution,
-            aspect_ratio=args.aspect_ratio,
-            count=args.count,
-            output=args.output,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return usage_request(
+        prompt,
+        images=args.image,
+        size=args.size,
+        resolution=args.resolution,
+        aspect_ratio=args.aspect_ratio,
+        count=args.count,
+        output=args.output,
+    )
 
 
 def short_usage(prog: str) -> str:

@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"engine"}),
     ("many pictures", {"jobs", "batch"}),
     ("api, doctor, demo", {"api", "doctor", "demo"}),
-    ("front doors", {"cli", "__init__", "__main__"}),
+    ("front doors", {"cli", "__init__", "__main__", "mcp_server", "mcp_tools"}),
 ]
 EMULATOR = "emulator"
 EMULATOR_MAY_IMPORT = {"upstream", "errors"}

@@ -170,7 +170,7 @@ class Service:
         from .engine import Generator
         from .servers import ServerCache
 
-        call = Call(prepared)
+        call = Call(prepared, self.log)
         call.generator = Generator(
             settings,
             warn=call.warned,
@@ -227,8 +227,9 @@ class Service:
 class Call:
     """One tool call's pictures, made on a worker thread and stoppable from the event loop."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: Prepared, log: Callable[[str], None]) -> None:
         self.prepared = prepared
+        self.log = log  # the server's stderr: an MCP client keeps it as the server's log
         self.generator: Generator | None = None
         self.status = "waiting for a free request slot"
         self.saved: list[Path] = []
@@ -237,6 +238,7 @@ class Call:
 
     def warned(self, message: str) -> None:
         self.status = message  # a retry or a fallback: the next progress notification says so
+        self.log(message)
 
     def stepped(self, message: str) -> None:
         self.status = message

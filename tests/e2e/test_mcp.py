@@ -11,7 +11,6 @@ import io
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
-from helpers import ROOT, png_bytes, wait_until
+from helpers import ROOT, png_bytes, start_server
 from image_gen_local.emulator import Reply
 from image_gen_local.mcp_tools import prompt_rules
 
@@ -344,20 +343,9 @@ def test_without_the_sdk_the_command_says_how_to_install_it():
 def http_server(emulator, out_dir) -> Iterator[tuple[str, list[str]]]:
     """`image-gen mcp --http --port 0` in a process; yields its URL and its stderr lines so far."""
     env = {**os.environ, **server_env(emulator.base_url, out_dir, IMAGE_GEN_MCP_TOKEN=TOKEN)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "image_gen_local", "mcp", "--http", "--port", "0", "--progress-every", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    assert process.stderr is not None
-    threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True).start()
+    argv = [sys.executable, "-m", "image_gen_local", "mcp", "--http", "--port", "0", "--progress-every", "1"]
+    process, lines = start_server(argv, env, "serving streamable HTTP at")
     try:
-        wait_until(
-            lambda: any("serving streamable HTTP at" in line for line in lines) or process.poll() is not None
-        )
         [announced] = [line for line in lines if "serving streamable HTTP at" in line]
         url = announced.split(" at ")[1].split()[0]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")

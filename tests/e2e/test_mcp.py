@@ -219,6 +219,10 @@ def test_each_failure_is_a_tool_error_with_its_fix_and_class(make_emulator, tmp_
                 assert result.structured_content["errors"][0]["class"] in expected
                 if not faults:  # refused before any request
                     assert len(image_requests(emu)) == before, arguments
+            before = len(image_requests(emu))
+            wrong_type = await client.call_tool("generate_image", {"prompt": ["not", "text"]})
+            assert wrong_type.is_error and "prompt" in wrong_type.content[0].text  # the SDK's schema check
+            assert len(image_requests(emu)) == before
             assert not files_in(out_dir)
 
     run(scenario)

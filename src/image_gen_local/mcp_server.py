@@ -17,6 +17,7 @@ import json
 import socket
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -256,8 +257,6 @@ def _delivered(result: Result, preview: str) -> CallToolResult:
 
 
 def _link(path: str, mime: str) -> ResourceLink:
-    from pathlib import Path
-
     file = Path(path)
     return ResourceLink(type="resource_link", uri=file.as_uri(), name=file.name, mime_type=mime)
 

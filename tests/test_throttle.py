@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from image_gen_local.throttle import Throttle
+from image_gen_local.throttle import Cancelled, Throttle
 
 
 class FakeClock:
@@ -194,3 +194,23 @@ def test_a_rate_is_kept_even_with_one_worker_releasing_at_once():
     assert not take(throttle, clock)
     clock.now = 1.0
     assert take(throttle, clock)
+
+
+def test_branches_share_slots_and_pauses_but_are_cancelled_alone():
+    clock = FakeClock()
+    shared = Throttle(concurrency=2, clock=clock)
+    first, second = shared.branch(), shared.branch()
+    assert take(first, clock) and take(second, clock)
+    assert not take(shared, clock)  # both slots are held, whoever asks
+    first.release(True)
+    second.slow_down(5.0, stated=True)  # an overload seen by one call holds back every call
+    assert shared.paused_until == first.paused_until == 105.0 and first.limit == 1
+    first.interrupt()
+    with pytest.raises(Cancelled):
+        first.acquire(clock.now)
+    with pytest.raises(Cancelled):
+        first.check()
+    second.check()  # the other call goes on
+    clock.now = 106.0
+    second.release(True)
+    assert take(second, clock)

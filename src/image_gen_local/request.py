@@ -122,6 +122,16 @@ class Result:
     def exit_code(self) -> ExitCode:
         return self.errors[0].exit_code if self.errors else ExitCode.OK
 
+    def as_json(self) -> dict[str, Any]:
+        """The one document of a run: `--json` prints it, the MCP tools return it as structured content."""
+        return {
+            "ok": not self.errors,
+            "exit_code": int(self.exit_code),
+            "images": [saved.as_json() for saved in self.images],
+            "errors": [error.as_json() for error in self.errors],
+            "warnings": [w for saved in self.images for w in saved.warnings],
+        }
+
 
 @dataclass(frozen=True)
 class Prepared:

@@ -134,12 +134,5 @@ def run_generate(
     for error in result.errors:
         console.error(error)
     if args.json:
-        document = {
-            "ok": not result.errors,
-            "exit_code": int(result.exit_code),
-            "images": [saved.as_json() for saved in result.images],
-            "errors": [error.as_json() for error in result.errors],
-            "warnings": [w for saved in result.images for w in saved.warnings],
-        }
-        console.result(json.dumps(document, indent=2, ensure_ascii=False))
+        console.result(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
     return result.exit_code

@@ -299,7 +299,12 @@ def serve_http(server: MCPServer[Any], port: int, token: str, announce: Callable
     """Streamable HTTP on 127.0.0.1 only; `announce` gets the URL once the port is bound."""
     import uvicorn
 
-    sock = socket.create_server(("127.0.0.1", port))
+    try:
+        sock = socket.create_server(("127.0.0.1", port))
+    except OSError as exc:  # the port is taken (often: another `image-gen mcp --http`), or not ours to use
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror})", "pick another --port (0 is any free one)"
+        ) from None
     port = int(sock.getsockname()[1])
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
     security = TransportSecuritySettings(

@@ -24,7 +24,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
-from helpers import ROOT, png_bytes, start_server
+from helpers import ROOT, cli, png_bytes, start_server
 from image_gen_local.emulator import Reply
 from image_gen_local.mcp_tools import prompt_rules
 
@@ -408,3 +408,12 @@ def test_over_http_a_wrong_token_or_host_is_refused(http_server):
                 await client.list_tools()
 
     run(scenario)
+
+
+def test_a_port_in_use_is_a_usage_error_not_a_bug(http_server):
+    url = http_server[0]
+    port = url.split(":")[2].split("/")[0]
+    run = cli("mcp", "--http", "--port", port, "--token", TOKEN)
+    assert run.code == 2 and run.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stderr and "--port" in run.stderr
+    assert "Traceback" not in run.stderr and "please report it" not in run.stderr

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent, ToolAnnotations
@@ -200,8 +201,15 @@ async def _pictures(
         if preview not in PREVIEWS:
             raise UsageError(f"preview {preview!r} is not one of {', '.join(PREVIEWS)}", "use small")
         prepared, settings = await anyio.to_thread.run_sync(partial(service.prepare, prompt, **options))
-        result = await _run(service.call(prepared, settings), ctx, every)
-        return await anyio.to_thread.run_sync(_delivered, result, preview)
+        call = service.call(prepared, settings)
+        result = await _run(call, ctx, every)
+        try:
+            delivered = await anyio.to_thread.run_sync(_delivered, result, preview)
+            await anyio.lowlevel.checkpoint_if_cancelled()  # a cancellation while previews were made
+        except anyio.get_cancelled_exc_class():
+            call.discard()  # (seconds for 4K pictures): the call leaves nothing, as during the run
+            raise
+        return delivered
     except Exception as exc:  # ImageGenError, or a bug: still one line with what to do
         return _failed(as_error(exc))
 

@@ -23,6 +23,13 @@ def test_a_relative_output_folder_lies_in_the_configured_one(tmp_path):
     assert svc.output_dir(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
 
 
+def test_a_relative_output_folder_cannot_climb_out_of_the_configured_one(tmp_path):
+    for value in ("..", "../../etc", "covers/../../x"):
+        with pytest.raises(UsageError, match="climbs out"):
+            service(tmp_path).output_dir(value)
+    assert service(tmp_path).output_dir("a..b") == tmp_path / "out" / "a..b"
+
+
 def test_an_input_is_found_in_the_working_folder_then_the_output_folder(tmp_path):
     svc = service(tmp_path)
     for folder, name in ((tmp_path / "work", "photo.png"), (tmp_path / "out", "made.png")):

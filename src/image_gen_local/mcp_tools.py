@@ -111,7 +111,14 @@ class Service:
         if not value:
             return self.settings.output_dir
         path = file_path(value)
-        return path if path.is_absolute() else self.settings.output_dir / path
+        if path.is_absolute():
+            return path
+        if ".." in path.parts:
+            raise UsageError(
+                f"output folder {value!r} climbs out of the configured one ({self.settings.output_dir})",
+                "give a folder inside it, or an absolute path",
+            )
+        return self.settings.output_dir / path
 
     def input_path(self, value: str, output_dir: Path) -> Path:
         """An input picture: absolute as given; relative to the working folder, else to the output folder

@@ -23,9 +23,10 @@ from typing import Annotated, Any
 import anyio
 import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from typing_extensions import TypedDict
@@ -124,8 +125,23 @@ MAKES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent
 READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
+class _Server(MCPServer[Any]):
+    """The SDK's server, whose refusal of an argument of the wrong JSON type is our one line too."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            [first, *_] = exc.__cause__.errors()
+            where = ".".join(str(part) for part in first["loc"])
+            fix = "send it as the tool's input schema says"
+            return _failed(UsageError(f"{name}: argument {where!r}: {first['msg']}", fix))
+
+
 def build_server(service: Service, progress_every: float = PROGRESS_SECONDS) -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = _Server(
         NAME, version=__version__, instructions=f"{RULES_BRIEF} {EDIT_BRIEF}", log_level="WARNING"
     )
     run = partial(_pictures, service, progress_every)

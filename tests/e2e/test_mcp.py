@@ -221,7 +221,11 @@ def test_each_failure_is_a_tool_error_with_its_fix_and_class(make_emulator, tmp_
                     assert len(image_requests(emu)) == before, arguments
             before = len(image_requests(emu))
             wrong_type = await client.call_tool("generate_image", {"prompt": ["not", "text"]})
-            assert wrong_type.is_error and "prompt" in wrong_type.content[0].text  # the SDK's schema check
+            text = error_text(wrong_type)  # the SDK's schema check, in our one line
+            assert "argument 'prompt'" in text and text.endswith("[exit 2: usage]") and "\n" not in text
+            assert wrong_type.structured_content["errors"][0]["class"] == "usage"
+            limit = error_text(await client.call_tool("list_images", {"limit": "abc"}))
+            assert "argument 'limit'" in limit and "[exit 2: usage]" in limit and "pydantic" not in limit
             assert len(image_requests(emu)) == before
             assert not files_in(out_dir)
 

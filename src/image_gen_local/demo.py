@@ -28,6 +28,7 @@ from .request import ImageRequest, SavedImage, prepare
 TEXT_PROMPT = "a cute cat sitting on a windowsill at sunset, cartoon style, vibrant colors"
 EDIT_PROMPT = "the same cat as a Japanese anime illustration, soft cel shading, keep the pose"
 MCP_PROMPT = "the cat asleep on the windowsill at night, watercolor painting"
+MCP_DEADLINE = 60.0  # seconds for the MCP round trip: start the server, one emulator picture, stop
 
 
 class _Console(Protocol):
@@ -58,7 +59,9 @@ def run_demo(settings: Settings, console: _Console, on_saved: Callable[[Path], N
             on_saved(second.path)
         finally:
             generator.close()
-        alongside.join()
+        alongside.join(MCP_DEADLINE + 5)
+        if not mcp:
+            raise ImageGenError(f"the MCP round trip did not end in {MCP_DEADLINE:.0f} s", "please report it")
         [third] = mcp
         if isinstance(third, BaseException):
             raise third
@@ -106,9 +109,16 @@ def _through_mcp(settings: Settings, console: _Console) -> Path | None:
 
     async def trip() -> Any:
         with tempfile.TemporaryFile("w+") as log:
-            async with Client(stdio_client(params, errlog=log)) as client:
-                arguments = {"prompt": MCP_PROMPT, "aspect_ratio": "3:2", "preview": "none"}
-                return await client.call_tool("generate_image", arguments)
+            try:
+                with anyio.fail_after(MCP_DEADLINE):
+                    async with Client(stdio_client(params, errlog=log)) as client:
+                        arguments = {"prompt": MCP_PROMPT, "aspect_ratio": "3:2", "preview": "none"}
+                        return await client.call_tool("generate_image", arguments)
+            except TimeoutError:
+                log.seek(0)
+                tail = " | ".join(log.read()[-400:].splitlines()[-3:]) or "no output"
+                said = f"the MCP round trip took over {MCP_DEADLINE:.0f} s (server said: {tail})"
+                raise ImageGenError(said, "please report it") from None
 
     result = anyio.run(trip)
     if result.is_error:

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..batch import BatchOptions, BatchRun, Job, run_batch
+from ..batch import BatchOptions, Job, NotAttempted
+from ..batchfile import BatchRun, run_batch
 from ..config import cache_dir
 from ..errors import UsageError
 from ..jobs import parse_rate
@@ -140,6 +141,8 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
                 on_saved=on_saved,
                 on_job=on_job,
                 on_start=on_start,
+                notice=console.warn,
+                source=None if args.file == "-" else path,
             )
         except (KeyboardInterrupt, Terminated) as exc:
             _interrupted(console, progress[0] if progress else None)
@@ -163,23 +166,27 @@ def _interrupted(console: Console, progress: BatchProgress | None) -> None:
 
 
 def _report(console: Console, run: BatchRun) -> None:
-    """The summary on stderr, with the failed jobs listed."""
+    """The summary on stderr, then what stopped the run and the failed jobs, one line each."""
     outcome, manifest = run.outcome, run.manifest
-    failed = len(outcome.failed)
+    real = [(label, error) for label, error in outcome.failed if not isinstance(error, NotAttempted)]
     skipped = f" ({outcome.skipped} already done before)" if outcome.skipped else ""
+    untried = len(outcome.failed) - len(real)
+    stopped = f", {untried} not attempted (the batch stopped early; rerun it to resume)" if untried else ""
     slowed = (
         f"; the server was overloaded, the batch slowed down {run.slowdowns} time(s)" if run.slowdowns else ""
     )
     if run.pauses:
         slowed += f" and paused {run.pauses} time(s) as asked"
     console.say(
-        f"batch: {outcome.succeeded} of {outcome.total} job(s) done{skipped}, {failed} failed; "
+        f"batch: {outcome.succeeded} of {outcome.total} job(s) done{skipped}, {len(real)} failed{stopped}; "
         f"{outcome.pictures} picture(s) saved in {outcome.seconds:.0f} s{slowed}; manifest {manifest}"
     )
-    for label, error in outcome.failed[:LISTED_FAILURES]:
+    if outcome.error is not None:
+        console.error(outcome.error)
+    for label, error in real[:LISTED_FAILURES]:
         console.say(f"failed: {label}: {error}")
-    if failed > LISTED_FAILURES:
-        console.say(f"… and {failed - LISTED_FAILURES} more failures: see the manifest")
+    if len(real) > LISTED_FAILURES:
+        console.say(f"… and {len(real) - LISTED_FAILURES} more failures: see the manifest")
 
 
 def _document(run: BatchRun, pictures: list[dict[str, Any]]) -> dict[str, Any]:

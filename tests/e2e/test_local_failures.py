@@ -1,0 +1,187 @@
+"""The local machine fails too: a manifest that cannot be written, a full disk, two batches at once, a job
+file with a byte order mark, closed streams, huge stdin, kills mid-save. Each against real files and real
+processes (`scripts/gen.py` as the skill runs it), the emulator as the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import markers, picture, run_script, start_script, wait_until
+from image_gen_local.files import TEMP_PREFIX
+
+
+def env_for(emu, out: Path) -> dict[str, str]:
+    return {"IMAGE_GEN_BASE_URL": emu.root_url, "IMAGE_GEN_OUTPUT_DIR": str(out)}
+
+
+def write_lines(path: Path, lines: list[str], bom: bool = False) -> Path:
+    path.write_text(("\ufeff" if bom else "") + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def generations(emu) -> int:
+    return sum(1 for r in emu.requests if r.route == "generations" and r.status == 200)
+
+
+def prefilled_manifest(path: Path, size: int) -> Path:
+    """A real manifest (records of other jobs) just under `size` bytes: the next few lines will not fit."""
+    lines, used = [], 0
+    while True:
+        line = json.dumps({"time": 1.0, "type": "job", "job": f"old-{len(lines)}", "status": "ok"}) + "\n"
+        if used + len(line) > size - 200:
+            break
+        lines.append(line)
+        used += len(line)
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def whole_lines(path: Path) -> list[dict]:
+    data = path.read_bytes()
+    assert not data or data.endswith(b"\n"), "the manifest ends mid-line"
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def check_unwritable_manifest_run(run: subprocess.CompletedProcess, out: Path, manifest: Path) -> None:
+    """Exit 9, one error line naming the manifest, no traceback; every saved picture has its marker line."""
+    assert run.returncode == 9, run.stderr
+    assert "Traceback" not in run.stderr and "Exception in thread" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "cannot write the manifest" in errors[0], run.stderr
+    saved = sorted(out.glob("*.png"))
+    assert saved, "the batch stopped before any picture: the test proves nothing"
+    assert sorted(markers(run.stdout)) == saved
+    for path in saved:
+        picture(path)
+    recorded = {r["path"] for r in whole_lines(manifest) if r.get("type") == "picture"}
+    assert recorded <= {str(p) for p in saved}
+    assert not [p for p in out.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_a_manifest_that_stops_growing_ends_the_batch_with_exit_9_and_one_line(emulator, tmp_path):
+    """RLIMIT_FSIZE in the child: the pictures (~130 KB) fit, the manifest's next lines do not. Before the
+    fix the workers died with tracebacks and the batch never ended (40 jobs fill the bounded queue)."""
+    limit = 300 * 1024
+    manifest = prefilled_manifest(tmp_path / "m.jsonl", limit)
+    jobs = write_lines(tmp_path / "jobs.txt", [f"a full disk {i}" for i in range(40)])
+    out = tmp_path / "out"
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = env_for(emulator, out)
+    run = run_script("batch", str(jobs), "--manifest", str(manifest), env=env, preexec_fn=limit_file_size)
+    check_unwritable_manifest_run(run, out, manifest)
+    assert generations(emulator) < 40  # it stopped instead of paying for pictures it cannot record
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real full disk: a 256 KiB tmpfs (needs root and permission to mount)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    command = ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_manifest_on_a_full_disk_ends_the_batch_with_exit_9_and_one_line(emulator, tmp_path, tiny_disk):
+    manifest = tiny_disk / "m.jsonl"
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk, then free one page for the manifest
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, filler.stat().st_size - 4096)
+    jobs = write_lines(tmp_path / "jobs.txt", [f"no space {i}" for i in range(40)])
+    out = tmp_path / "out"
+    run = run_script("batch", str(jobs), "--manifest", str(manifest), env=env_for(emulator, out))
+    check_unwritable_manifest_run(run, out, manifest)
+    assert "disk is full" in run.stderr
+
+
+@pytest.mark.parametrize("blocked", ["under-a-file", "immutable"])
+def test_a_manifest_that_cannot_be_written_costs_nothing(emulator, tmp_path, blocked):
+    """Detected when the manifest is claimed, before any request (root ignores permission bits, so the
+    tests block writing by other means)."""
+    jobs = write_lines(tmp_path / "jobs.txt", ["one", "two"])
+    if blocked == "under-a-file":
+        (tmp_path / "a-file").write_text("")
+        manifest = tmp_path / "a-file" / "m.jsonl"
+    else:
+        manifest = tmp_path / "m.jsonl"
+        manifest.write_text("")
+        if subprocess.run(["chattr", "+i", str(manifest)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+    try:
+        env = env_for(emulator, tmp_path / "out")
+        run = run_script("batch", str(jobs), "--manifest", str(manifest), env=env)
+    finally:
+        if blocked == "immutable":
+            subprocess.run(["chattr", "-i", str(manifest)], check=True)
+    assert run.returncode == 9 and run.stdout == "", run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "cannot write the manifest" in run.stderr
+    assert generations(emulator) == 0
+
+
+@pytest.mark.parametrize("kind", ["job file", "other file"])
+def test_a_manifest_option_naming_a_file_that_is_not_a_manifest_is_refused(emulator, tmp_path, kind):
+    jobs = write_lines(tmp_path / "jobs.jsonl", ['{"prompt": "a fox"}', "a whale"])
+    target = jobs if kind == "job file" else write_lines(tmp_path / "notes.txt", ["my notes"])
+    before = target.read_bytes()
+    run = run_script("batch", str(jobs), "--manifest", str(target), env=env_for(emulator, tmp_path / "out"))
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert ("is the job file itself" if kind == "job file" else "not a batch manifest") in run.stderr
+    assert "--manifest" in run.stderr
+    assert target.read_bytes() == before and generations(emulator) == 0
+
+
+def test_two_batches_on_the_same_job_file_do_not_both_pay(make_emulator, tmp_path):
+    """Before the lock, two batches started together made 40 pictures for 20 jobs."""
+    emu = make_emulator(latency=0.3)
+    jobs = write_lines(tmp_path / "twins.txt", [f"twin {i}" for i in range(20)])
+    env = env_for(emu, tmp_path / "out")
+    first = start_script("batch", str(jobs), env=env)
+    wait_until(lambda: generations(emu) >= 1)
+    second = run_script("batch", str(jobs), env=env)
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert second.returncode == 9 and second.stdout == ""
+    assert f"another batch is running on this manifest (pid {first.pid})" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert len(markers(stdout)) == 20 and generations(emu) == 20
+    again = run_script("batch", str(jobs), env=env)  # the lock went with the first process
+    assert again.returncode == 0 and len(markers(again.stdout)) == 20 and generations(emu) == 20
+
+
+def test_a_manifest_line_cut_by_a_kill_is_repaired_on_resume(emulator, tmp_path):
+    jobs = write_lines(tmp_path / "jobs.txt", ["one", "two", "three"])
+    out = tmp_path / "out"
+    env = env_for(emulator, out)
+    assert run_script("batch", str(jobs), env=env).returncode == 0
+    manifest = out / "jobs.manifest.jsonl"
+    data = manifest.read_bytes()
+    manifest.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 1] + b'{"time": 9, "type": "pict')
+    run = run_script("batch", str(jobs), env=env)
+    assert run.returncode == 0, run.stderr
+    assert "last line was left unfinished" in run.stderr and "dropped" in run.stderr
+    assert len(markers(run.stdout)) == 3
+    whole_lines(manifest)  # every line parses: the rerun's lines did not glue onto the cut one

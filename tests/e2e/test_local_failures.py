@@ -185,3 +185,23 @@ def test_a_manifest_line_cut_by_a_kill_is_repaired_on_resume(emulator, tmp_path)
     assert "last line was left unfinished" in run.stderr and "dropped" in run.stderr
     assert len(markers(run.stdout)) == 3
     whole_lines(manifest)  # every line parses: the rerun's lines did not glue onto the cut one
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_jsonl_job_file_with_a_byte_order_mark_keeps_its_first_lines_options(emulator, tmp_path, source):
+    lines = [
+        '{"prompt": "a wide fox", "aspect_ratio": "16:9"}',
+        '{"prompt": "a tall fox", "aspect_ratio": "9:16"}',
+    ]
+    jobs = write_lines(tmp_path / "story.jsonl", lines, bom=True)
+    assert jobs.read_bytes().startswith(b"\xef\xbb\xbf{")
+    env = env_for(emulator, tmp_path / "out")
+    if source == "file":
+        run = run_script("batch", str(jobs), env=env)
+    else:
+        run = run_script("batch", "-", env=env, input=jobs.read_text(encoding="utf-8"))
+    assert run.returncode == 0, run.stderr
+    sizes = sorted(picture(path).size for path in markers(run.stdout))
+    assert sizes == [(768, 1376), (1376, 768)]
+    prompts = sorted(r.body["prompt"] for r in emulator.requests if r.route == "generations")
+    assert prompts == ["a tall fox", "a wide fox"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .engine import Generator
 from .errors import ExitCode, ImageGenError
 from .jobs import JobSpec
@@ -37,6 +38,8 @@ SEVERITY = (
     ExitCode.BAD_INPUT,
     ExitCode.USAGE,
 )
+SAVE_GRACE = 10.0  # seconds a stopped run waits for pictures being written, so none is left half-written
+JOIN_GRACE = 2.0  # ... and for workers to record their unfinished jobs as cancelled
 LISTED_BAD_LINES = 5  # a refused batch names this many bad lines (all of them, if only one more)
 # Failures after which every later request would fail the same way.
 SERVER_UNUSABLE = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT}
@@ -137,6 +140,7 @@ class _Run:
         self.interrupted = False  # Ctrl-C or SIGTERM: unfinished jobs are cancelled, not failed
         self.lock = threading.Lock()
         self.tasks: queue.Queue[tuple[Job, int] | None] = queue.Queue(maxsize=options.concurrency * 4)
+        self.folders: set[Path] = set()  # where pictures are saved: swept of our temporary files on a stop
 
     def work(self) -> None:
         """A worker never dies of an error: a dead worker would leave the queue full and the batch hung."""
@@ -181,6 +185,28 @@ class _Run:
         """Stop the batch: no new task, no new request, no retry wait goes on."""
         self.stop.set()
         self.generator.throttle.cancel()
+
+    def wind_down(self, workers: list[threading.Thread]) -> None:
+        """Ctrl-C or SIGTERM: pictures in flight are lost, nothing else. No new file is started, a picture
+        being written is finished (a second signal does not cut that short), workers get a moment to record
+        their jobs as cancelled, and this process's temporary files are removed: nothing partial is left."""
+        self.interrupted = True
+        self.stop.set()
+        throttle = self.generator.throttle
+        throttle.interrupt()
+        end = time.monotonic() + SAVE_GRACE
+        join_end = time.monotonic() + JOIN_GRACE
+        while True:
+            try:
+                throttle.drained(max(0.0, end - time.monotonic()))
+                for worker in workers:
+                    worker.join(timeout=max(0.0, join_end - time.monotonic()))
+                break
+            except BaseException:  # another Ctrl-C or SIGTERM: finish cleaning up first (it is bounded)
+                if time.monotonic() >= end:
+                    break
+        for folder in self.folders:
+            files.remove_own_temps(folder)
 
     def broken(self, error: ImageGenError) -> None:
         """The run itself failed (the manifest or stdout cannot be written): stop, keeping the first cause."""
@@ -277,6 +303,7 @@ def run_jobs(
                 run.tell(on_job, job)
                 continue
             job.pending, job.started = len(missing), time.monotonic()
+            run.folders.add(job.prepared.output_dir if job.prepared else Path.cwd())
             for index in missing:
                 run.tasks.put((job, index))
         for _ in workers:
@@ -284,13 +311,7 @@ def run_jobs(
         for worker in workers:
             worker.join()
     except BaseException:
-        # Ctrl-C or SIGTERM: pictures in flight are lost, nothing else. No new file is started, and a
-        # picture being written is given a moment to finish, so no temporary file is left behind.
-        run.interrupted = True
-        run.stop.set()
-        generator.throttle.interrupt()
-        for worker in workers:
-            worker.join(timeout=2)
+        run.wind_down(workers)
         raise
     finally:
         run.outcome.seconds = time.monotonic() - started

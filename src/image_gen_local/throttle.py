@@ -9,9 +9,10 @@ back up to the concurrency asked for. A long wait the server states holds back e
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class Cancelled(Exception):
@@ -39,6 +40,7 @@ class Throttle:
         self._next_start = 0.0
         self._cancelled = False
         self._interrupted = False
+        self._saving = 0  # pictures being written to disk right now
         self._cond = threading.Condition()
 
     def acquire(self, deadline: float) -> bool:
@@ -72,22 +74,39 @@ class Throttle:
             self._cond.notify_all()
 
     def interrupt(self) -> None:
-        """Ctrl-C or SIGTERM: like cancel, and no new file may be started either (see `check`)."""
+        """Ctrl-C or SIGTERM: like cancel, and no new file may be started either (see `saving`)."""
         with self._cond:
             self._interrupted = True
         self.cancel()
+
+    def drained(self, timeout: float) -> bool:
+        """After `interrupt`: wait up to `timeout` seconds for the pictures being written to be done."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._saving and (left := end - time.monotonic()) > 0:
+                self._cond.wait(timeout=left)
+            return not self._saving
+
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """Around writing a picture: refused (Cancelled) once the run was interrupted, and waited for by
+        `drained`, so a stopped run never leaves a file half-written (a picture already received is still
+        saved when a failure ends the run, but not when the user stops it)."""
+        with self._cond:
+            if self._interrupted:
+                raise Cancelled
+            self._saving += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._saving -= 1
+                self._cond.notify_all()
 
     def reopen(self) -> None:
         """A new run on the same generator starts with the gate open again."""
         with self._cond:
             self._cancelled = self._interrupted = False
-
-    def check(self) -> None:
-        """Raise Cancelled if the run was interrupted (a picture already received is still saved when a
-        failure ends the run, but not when the user stops it)."""
-        with self._cond:
-            if self._interrupted:
-                raise Cancelled
 
     def sleep(self, seconds: float) -> None:
         """Wait out a retry backoff, but give up at once if the run stops meanwhile."""

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from image_gen_local.throttle import Throttle
+from image_gen_local.throttle import Cancelled, Throttle
 
 
 class FakeClock:
@@ -194,3 +194,33 @@ def test_a_rate_is_kept_even_with_one_worker_releasing_at_once():
     assert not take(throttle, clock)
     clock.now = 1.0
     assert take(throttle, clock)
+
+
+def test_an_interrupted_run_starts_no_new_save_and_waits_for_the_one_under_way():
+    throttle = Throttle(2)
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def save() -> None:
+        with throttle.saving():
+            inside.set()
+            release.wait(timeout=10)
+        done.set()
+
+    worker = threading.Thread(target=save)
+    worker.start()
+    assert inside.wait(timeout=10)
+    throttle.interrupt()
+    with pytest.raises(Cancelled), throttle.saving():  # no new file once the user stopped the run
+        pass
+    assert throttle.drained(0.05) is False  # the save under way is not over
+    threading.Timer(0.1, release.set).start()
+    assert throttle.drained(10) is True and done.is_set()
+    worker.join(timeout=10)
+
+
+def test_a_failure_that_ends_the_run_still_lets_a_received_picture_be_saved():
+    throttle = Throttle(1)
+    throttle.cancel()
+    with throttle.saving():  # cancel stops requests, not the saving of what already arrived
+        pass
+    assert throttle.drained(0) is True

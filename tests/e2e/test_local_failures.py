@@ -4,17 +4,35 @@ processes (`scripts/gen.py` as the skill runs it), the emulator as the server.""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import errno
+import io
 import json
 import os
 import resource
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from helpers import markers, picture, run_script, start_script, wait_until
-from image_gen_local.files import TEMP_PREFIX
+from helpers import (
+    ROOT,
+    FolderWatch,
+    can_deny_syscalls,
+    deny_syscalls,
+    markers,
+    picture,
+    run_script,
+    start_script,
+    wait_until,
+)
+from image_gen_local.emulator import Reply
+from image_gen_local.files import TEMP_PREFIX, TEMP_SUFFIX
 
 
 def env_for(emu, out: Path) -> dict[str, str]:
@@ -205,3 +223,167 @@ def test_a_jsonl_job_file_with_a_byte_order_mark_keeps_its_first_lines_options(e
     assert sizes == [(768, 1376), (1376, 768)]
     prompts = sorted(r.body["prompt"] for r in emulator.requests if r.route == "generations")
     assert prompts == ["a tall fox", "a wide fox"]
+
+
+# Pictures on a filesystem without hard links; temporary files after kills (files.py)
+
+no_links_here = pytest.mark.skipif(not can_deny_syscalls(), reason="needs Linux seccomp on x86_64 or aarch64")
+
+
+@no_links_here
+@pytest.mark.parametrize("exclusive_rename", [True, False], ids=["renameat2", "check-then-rename"])
+def test_without_hard_links_a_picture_never_appears_empty_or_partial(emulator, tmp_path, exclusive_rename):
+    """The child's kernel refuses link(2), as FAT, exFAT or an SMB share would (and, in the second case,
+    renameat2 too). inotify then shows whether a final name was ever open for writing: before the fix the
+    fallback created the name empty and moved the picture over it, so a reader (or a kill between the two
+    steps) saw a 0-byte picture."""
+    denied = {"link": errno.EPERM, "linkat": errno.EPERM}
+    if not exclusive_rename:
+        denied["renameat2"] = errno.ENOSYS
+    out = tmp_path / "out"
+    out.mkdir()
+    watch = FolderWatch(out)
+    env = env_for(emulator, out)
+
+    def no_links() -> None:
+        deny_syscalls(denied)
+
+    run = run_script("same name", "-n", "3", env=env, preexec_fn=no_links)
+    assert run.returncode == 0, run.stderr
+    again = run_script("exact", "-o", str(out / "exact.png"), env=env, preexec_fn=no_links)
+    assert again.returncode == 0, again.stderr
+    events = watch.events()
+    pictures = sorted(out.iterdir())
+    assert [p.name for p in pictures][-1] == "exact.png" and len(pictures) == 4
+    for path in pictures:
+        picture(path)
+    finals = {p.name for p in pictures}
+    written = {name for mask, name in events if mask & (FolderWatch.MODIFY | FolderWatch.CLOSE_WRITE)}
+    assert not written & finals, "a final name was open for writing: a reader could see it incomplete"
+    moved = {name for mask, name in events if mask & FolderWatch.MOVED_TO}
+    assert moved == finals  # each arrived by one rename of the finished file (no link was possible)
+
+
+@no_links_here
+def test_without_hard_links_processes_racing_for_one_name_still_make_distinct_files(emulator, tmp_path):
+    denied = {"link": errno.EPERM, "linkat": errno.EPERM}
+    out = tmp_path / "out"
+    env = env_for(emulator, out)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "scripts/gen.py", "one name for all"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: deny_syscalls(denied),
+        )
+        for _ in range(6)
+    ]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in results]
+    paths = [markers(stdout)[0] for stdout, _ in results]
+    assert len(set(paths)) == 6 and sorted(out.iterdir()) == sorted(paths)
+    for path in paths:
+        picture(path)
+
+
+def test_temporary_files_a_sigkill_left_are_removed_by_the_next_run(emulator, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib\n"
+            "from image_gen_local import files\n"
+            "print(files._write_temp(b'half a picture', pathlib.Path(sys.argv[1])), flush=True)\n"
+            "time.sleep(120)\n",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    left = Path(child.stdout.readline().strip())
+    child.kill()  # SIGKILL: no finally runs, the temporary file stays
+    child.wait(timeout=10)
+    assert left.exists() and left.name.startswith(f"{TEMP_PREFIX}{child.pid}-")
+    past = time.time() - 60  # older than the grace a file on a shared folder gets
+    os.utime(left, (past, past))
+    live = out / f"{TEMP_PREFIX}{os.getpid()}-busy{TEMP_SUFFIX}"  # this process lives: not swept
+    live.write_bytes(b"")
+    os.utime(live, (past, past))
+    run = run_script("after the kill", env=env_for(emulator, out))
+    assert run.returncode == 0, run.stderr
+    assert not left.exists() and live.exists()
+
+
+@pytest.fixture
+def thread_freezer(tmp_path):
+    """A cgroup-v1 freezer group: threads moved into it stop exactly where they are until thawed, while
+    the rest of their process runs on (the kernel's freezer, so a thread can be held mid-write)."""
+    root = Path("/sys/fs/cgroup/freezer")
+    if os.geteuid() != 0 or not (root / "tasks").exists():
+        pytest.skip("needs root and the cgroup v1 freezer")
+    group = root / f"image-gen-test-{os.getpid()}-{tmp_path.name}"
+    group.mkdir()
+    state = group / "freezer.state"
+    try:
+        yield group
+    finally:
+        state.write_text("THAWED")
+        for tid in (group / "tasks").read_text().split():
+            with contextlib.suppress(OSError):
+                (root / "tasks").write_text(tid)
+        wait_until(lambda: not (group / "tasks").read_text().split(), timeout=10)
+        group.rmdir()
+
+
+def noise_answer(side: int) -> Reply:
+    """An images-API answer holding a side x side picture of noise: ~3 bytes a pixel on disk, so its save
+    (write and fsync) takes long enough to be caught in the middle."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG", compress_level=0)
+    body = json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]})
+    return Reply(200, body, content_type="application/json")
+
+
+def test_sigterm_while_a_picture_is_written_leaves_nothing_partial(emulator, tmp_path, thread_freezer):
+    """SIGTERM, then SIGTERM again (agent runners repeat it), while the worker saving a 50 MB picture is
+    held mid-save by the kernel's freezer. The stopped run must wait for that picture before leaving,
+    whatever the second signal says: before the fix the second one cut the wait short and the .part file
+    stayed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    emulator.script(noise_answer(4096))
+    watch = FolderWatch(out)
+    proc = start_script("a picture", "--resolution", "4k", env=env_for(emulator, out))
+    try:
+        writing = watch.wait(
+            lambda mask, name: bool(mask & FolderWatch.MODIFY) and name.startswith(TEMP_PREFIX)
+        )
+        os.kill(proc.pid, signal.SIGSTOP)  # every thread stops where it is, the picture half-saved
+    finally:
+        watch.events()
+    assert writing, "the picture was never written"
+    for tid in os.listdir(f"/proc/{proc.pid}/task"):
+        if int(tid) != proc.pid:  # every thread but the main one, which must handle the signals
+            (thread_freezer / "tasks").write_text(tid)
+    (thread_freezer / "freezer.state").write_text("FROZEN")
+    try:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the run is stopping, waiting for the picture held mid-write
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+    finally:
+        (thread_freezer / "freezer.state").write_text("THAWED")
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "nothing partial was left behind" in stderr
+    assert not [name for name in os.listdir(out) if name.startswith(TEMP_PREFIX)]
+    for path in out.iterdir():
+        picture(path)  # complete
+    assert set(markers(stdout)) <= set(out.iterdir())

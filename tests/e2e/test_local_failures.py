@@ -387,3 +387,144 @@ def test_sigterm_while_a_picture_is_written_leaves_nothing_partial(emulator, tmp
     for path in out.iterdir():
         picture(path)  # complete
     assert set(markers(stdout)) <= set(out.iterdir())
+
+
+# Closed or abandoned streams, unbounded input (console, generate, batch, images)
+
+
+def closing(*fds: int):
+    """preexec_fn: the child starts with these descriptors closed, as after `>&-`, `2>&-` or `<&-`."""
+
+    def close() -> None:
+        for fd in fds:
+            os.close(fd)
+
+    return close
+
+
+def posts(emu) -> int:
+    return sum(1 for r in emu.requests if r.route in ("generations", "edits", "chat"))
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "error:" in line]
+
+
+def test_a_closed_stdout_keeps_the_picture_and_ends_with_exit_9_and_one_line(emulator, tmp_path):
+    out = tmp_path / "out"
+    run = run_script("a cat", env=env_for(emulator, out), preexec_fn=closing(1))
+    assert run.returncode == 9, run.stderr
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
+    (line,) = error_lines(run.stderr)
+    assert "stdout was closed" in line and "the pictures are saved" in line
+    (saved,) = out.glob("*.png")
+    picture(saved)
+
+
+@pytest.mark.parametrize("count", ["1", "3"])
+def test_a_closed_stderr_changes_nothing(emulator, tmp_path, count):
+    out = tmp_path / "out"
+    run = run_script("a cat", "-n", count, env=env_for(emulator, out), preexec_fn=closing(2))
+    assert run.returncode == 0 and run.stderr == ""
+    assert sorted(markers(run.stdout)) == sorted(out.glob("*.png")) and len(markers(run.stdout)) == int(count)
+
+
+def test_a_stderr_nobody_reads_any_more_changes_nothing(make_emulator, tmp_path):
+    """The reader of stderr exits first (EPIPE on every message): the pictures and the exit code stand."""
+    emu = make_emulator(latency=0.3)
+    out = tmp_path / "out"
+    proc = start_script("a cat", "-n", "3", "-v", env=env_for(emu, out))
+    assert proc.stderr is not None
+    proc.stderr.close()
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert len(markers(stdout)) == 3 and sorted(markers(stdout)) == sorted(out.glob("*.png"))
+
+
+def test_a_batch_with_stderr_closed_makes_every_picture(emulator, tmp_path):
+    jobs = write_lines(tmp_path / "jobs.txt", ["one", "two", "three"])
+    run = run_script("batch", str(jobs), env=env_for(emulator, tmp_path / "out"), preexec_fn=closing(2))
+    assert run.returncode == 0 and run.stderr == "" and len(markers(run.stdout)) == 3
+
+
+def test_a_batch_with_stdout_closed_stops_with_exit_9_and_resumes_later(emulator, tmp_path):
+    jobs = write_lines(tmp_path / "jobs.txt", [f"picture {i}" for i in range(8)])
+    out = tmp_path / "out"
+    env = env_for(emulator, out)
+    run = run_script("batch", str(jobs), env=env, preexec_fn=closing(1))
+    assert run.returncode == 9, run.stderr
+    assert "Traceback" not in run.stderr and "Exception" not in run.stderr
+    (line,) = error_lines(run.stderr)
+    assert "stdout was closed" in line
+    made = sorted(out.glob("*.png"))
+    rerun = run_script("batch", str(jobs), env=env)
+    assert rerun.returncode == 0 and len(markers(rerun.stdout)) == 8
+    assert set(made) <= set(markers(rerun.stdout))  # what the first run saved is recorded, not made again
+    assert posts(emulator) == 8
+
+
+@pytest.mark.parametrize(
+    ("stdin", "words"),
+    [
+        ("a" * 10_000_000, "longer than 32000 characters"),
+        ("\n" * 2000 + "a quiet lake" + "\n" * 2000, None),  # blank lines around a prompt are fine
+    ],
+)
+def test_a_prompt_from_stdin_is_read_only_up_to_the_prompt_limit(emulator, tmp_path, stdin, words):
+    run = run_script("-", env=env_for(emulator, tmp_path / "out"), input=stdin)
+    if words is None:
+        assert run.returncode == 0 and len(markers(run.stdout)) == 1, run.stderr
+        assert [r.body["prompt"] for r in emulator.requests if r.route == "generations"] == ["a quiet lake"]
+        return
+    assert run.returncode == 2 and run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1 and words in run.stderr
+    assert posts(emulator) == 0
+
+
+@pytest.mark.parametrize("where", ["stdin", "argv"])
+def test_a_prompt_that_is_not_utf8_is_refused_at_once(emulator, tmp_path, where):
+    """Before, the undecodable bytes reached the HTTP layer and were retried as a broken connection for the
+    whole --timeout (ten minutes), then exit 5."""
+    env = {**os.environ, **env_for(emulator, tmp_path / "out")}
+    env.pop("PYTHONPATH", None)
+    argv = [os.fsencode(sys.executable), b"scripts/gen.py"]
+    argv.append(b"-" if where == "stdin" else b"caf\xe9 au lait")
+    run = subprocess.run(argv, cwd=ROOT, env=env, input=b"caf\xe9 au lait\n", capture_output=True, timeout=60)
+    stderr = run.stderr.decode()
+    assert run.returncode == 2 and run.stdout == b"", stderr
+    assert len(stderr.strip().splitlines()) == 1 and "not UTF-8" in stderr
+    assert posts(emulator) == 0
+
+
+def test_a_closed_stdin_is_a_usage_error(emulator, tmp_path):
+    for args in (["-"], ["batch", "-"]):
+        run = run_script(*args, env=env_for(emulator, tmp_path / "out"), preexec_fn=closing(0))
+        assert run.returncode == 2 and "stdin is closed" in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_jobs_on_stdin_that_are_not_utf8_are_a_usage_error(emulator, tmp_path):
+    env = {**os.environ, **env_for(emulator, tmp_path / "out")}
+    env.pop("PYTHONPATH", None)
+    argv = [sys.executable, "scripts/gen.py", "batch", "-"]
+    run = subprocess.run(argv, cwd=ROOT, env=env, input=b"caf\xe9\n", capture_output=True, timeout=60)
+    assert run.returncode == 2 and b"not UTF-8" in run.stderr and posts(emulator) == 0
+
+
+def test_an_input_picture_larger_than_the_limit_is_refused_before_it_is_read(emulator, tmp_path):
+    huge = tmp_path / "huge.png"
+    with huge.open(
+        "wb"
+    ) as handle:  # sparse: 300 MiB that take no disk space and would take 300 MiB of memory
+        handle.truncate(300 * 1024 * 1024)
+    run = run_script("x", "--image", str(huge), env=env_for(emulator, tmp_path / "out"))
+    assert run.returncode == 7 and "larger than 256 MiB" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and posts(emulator) == 0
+
+
+def test_a_job_line_longer_than_any_job_is_refused_before_any_request(emulator, tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("a fine prompt\n" + "x" * 3_000_000, encoding="utf-8")  # no newline: one endless line
+    run = run_script("batch", str(jobs), env=env_for(emulator, tmp_path / "out"))
+    assert run.returncode == 2 and "line 2" in run.stderr and "longer than" in run.stderr
+    assert posts(emulator) == 0

@@ -116,23 +116,49 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_a_manifest_on_a_full_disk_ends_the_batch_with_exit_9_and_one_line(emulator, tmp_path, tiny_disk):
-    manifest = tiny_disk / "m.jsonl"
-    filler = tiny_disk / "filler"
+def fill(disk: Path, leave: int = 4096) -> Path:
+    """Fill a disk, then free `leave` bytes (one page: room for a few manifest lines, not a picture)."""
+    filler = disk / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:  # fill the disk, then free one page for the manifest
+    try:
         while os.write(fd, b"\0" * 4096):
             pass
     except OSError:
         pass
     finally:
         os.close(fd)
-    os.truncate(filler, filler.stat().st_size - 4096)
+    os.truncate(filler, filler.stat().st_size - leave)
+    return filler
+
+
+def test_a_manifest_on_a_full_disk_ends_the_batch_with_exit_9_and_one_line(emulator, tmp_path, tiny_disk):
+    manifest = tiny_disk / "m.jsonl"
+    fill(tiny_disk)
     jobs = write_lines(tmp_path / "jobs.txt", [f"no space {i}" for i in range(40)])
     out = tmp_path / "out"
     run = run_script("batch", str(jobs), "--manifest", str(manifest), env=env_for(emulator, out))
     check_unwritable_manifest_run(run, out, manifest)
     assert "disk is full" in run.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "batch"])
+def test_pictures_on_a_full_disk_end_with_exit_9_and_leave_nothing(emulator, tmp_path, tiny_disk, command):
+    filler = fill(tiny_disk)
+    env = env_for(emulator, tiny_disk)
+    if command == "generate":
+        run = run_script("no room", env=env)
+    else:
+        run = run_script("batch", str(write_lines(tmp_path / "jobs.txt", ["a", "b", "c", "d"])), env=env)
+    assert run.returncode == 9 and run.stdout == "", run.stderr
+    assert "Traceback" not in run.stderr and "is full" in run.stderr
+    if command == "generate":
+        assert len(error_lines(run.stderr)) == 1
+    else:  # the summary, then each failed job (the disk is full for those already in flight too)
+        assert "0 of 4 job(s) done" in run.stderr and "failed: line 1" in run.stderr
+    left = sorted(p.name for p in tiny_disk.iterdir() if p != filler)
+    assert left == ([] if command == "generate" else ["jobs.manifest.jsonl"])
+    if command == "batch":
+        whole_lines(tiny_disk / "jobs.manifest.jsonl")
 
 
 @pytest.mark.parametrize("blocked", ["under-a-file", "immutable"])

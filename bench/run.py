@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import batch
 import hostile
+import mcp_start
 import overhead
 import soak
 
@@ -21,6 +22,7 @@ SUITES: dict[str, Callable[[Sequence[str]], int]] = {
     "soak": soak.main,
     "batch": batch.main,
     "hostile": hostile.main,
+    "mcp": mcp_start.main,
 }
 
 

@@ -291,3 +291,18 @@ class FolderWatch:
             return found
         finally:
             os.close(self.fd)
+
+
+def start_server(argv: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen, list[str]]:
+    """A server process whose stderr is collected line by line; returns once a line holds `ready` (or it
+    exited). The caller terminates it."""
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    assert process.stderr is not None
+    threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True).start()
+    try:
+        wait_until(lambda: any(ready in line for line in lines) or process.poll() is not None)
+    except BaseException:
+        process.kill()
+        raise
+    return process, lines

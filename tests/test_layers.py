@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"engine"}),
     ("many pictures", {"jobs", "batch", "batchfile"}),
     ("api, doctor, demo", {"api", "doctor", "demo"}),
-    ("front doors", {"cli", "__init__", "__main__"}),
+    ("front doors", {"cli", "__init__", "__main__", "mcp_server", "mcp_tools"}),
 ]
 EMULATOR = "emulator"
 EMULATOR_MAY_IMPORT = {"upstream", "errors"}
@@ -179,7 +179,8 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_importing_the_command_line_loads_neither_openai_nor_pillow():
     code = (
         "import sys, image_gen_local.cli; "
-        "print(sorted(m for m in ('openai', 'PIL', 'httpx', 'tqdm') if m in sys.modules))"
+        "print(sorted(m for m in ('openai', 'PIL', 'httpx', 'tqdm', 'mcp', 'starlette', 'uvicorn') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

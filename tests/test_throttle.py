@@ -224,3 +224,24 @@ def test_a_failure_that_ends_the_run_still_lets_a_received_picture_be_saved():
     with throttle.saving():  # cancel stops requests, not the saving of what already arrived
         pass
     assert throttle.drained(0) is True
+
+
+def test_branches_share_slots_and_pauses_but_are_cancelled_alone():
+    clock = FakeClock()
+    shared = Throttle(concurrency=2, clock=clock)
+    first, second = shared.branch(), shared.branch()
+    assert take(first, clock) and take(second, clock)
+    assert not take(shared, clock)  # both slots are held, whoever asks
+    first.release(True)
+    second.slow_down(5.0, stated=True)  # an overload seen by one call holds back every call
+    assert shared.paused_until == first.paused_until == 105.0 and first.limit == 1
+    first.interrupt()
+    with pytest.raises(Cancelled):
+        first.acquire(clock.now)
+    with pytest.raises(Cancelled), first.saving():  # nor a new file
+        pass
+    with second.saving():  # the other call goes on
+        pass
+    clock.now = 106.0
+    second.release(True)
+    assert take(second, clock)

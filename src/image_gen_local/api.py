@@ -12,8 +12,7 @@ from pathlib import Path
 from .batch import run_request
 from .config import Settings
 from .engine import Generator
-from .errors import UsageError
-from .request import Result, prepare, request_from_options
+from .request import Result, prepare, usage_request
 
 
 def generate(
@@ -29,18 +28,15 @@ def generate(
     warn: Callable[[str], None] | None = None,
 ) -> Result:
     """Generate from Python with the CLI's options as strings; errors raise ImageGenError."""
-    try:
-        request = request_from_options(
-            prompt,
-            images=images,
-            size=size,
-            resolution=resolution,
-            aspect_ratio=aspect_ratio,
-            count=count,
-            output=output,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    request = usage_request(
+        prompt,
+        images=images,
+        size=size,
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        count=count,
+        output=output,
+    )
     settings = settings or Settings()
     prepared = prepare(request, settings)
     generator = Generator(settings, warn=warn or (lambda _message: None))

@@ -324,16 +324,23 @@ def run_request(
     on_saved: Callable[[SavedImage], None] | None = None,
     heartbeat: float = HEARTBEAT_SECONDS,
     progress: Callable[[str], None] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> Result:
     """All pictures of one request (`-n`), within one deadline, as many at once as the generator's
     throttle allows; a "still working" line every `heartbeat` seconds through `progress` (by default the
-    generator's `warn`)."""
+    generator's `warn`); `status` hears each step as it starts ("picture 1 of 2: attempt 1 via …")."""
     deadline = time.monotonic() + generator.settings.timeout
     options = BatchOptions(
         concurrency=generator.throttle.concurrency, deadline=deadline, stop_on=set(STOP_ALL)
     )
     with Heartbeat(progress or generator.warn, heartbeat) as beat:
-        outcome = run_jobs(generator, [Job(prepared=prepared)], options, on_saved=on_saved, status=beat.set)
+
+        def step(text: str) -> None:
+            beat.set(text)
+            if status is not None:
+                status(text)
+
+        outcome = run_jobs(generator, [Job(prepared=prepared)], options, on_saved=on_saved, status=step)
     [job] = outcome.jobs
     errors = [*job.errors, *([outcome.error] if outcome.error else [])]
     if not errors and len(job.saved) < prepared.request.count:

@@ -93,6 +93,14 @@ class Generator:
         if self._transport is not None:
             self._transport.close()
 
+    def abort(self) -> None:
+        """From another thread: no new request, no new file, and the request in flight ends now."""
+        self.throttle.interrupt()
+        with self._lock:
+            transport = self._transport
+        if transport is not None:
+            transport.abort()
+
     def routes(self, kind: str, model: str, has_inputs: bool) -> list[str]:
         if self.settings.route != "auto":
             return [self.settings.route]

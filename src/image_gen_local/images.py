@@ -295,3 +295,24 @@ def convert(picture: Picture, fmt: str) -> Picture:
 
 
 FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
+
+
+def preview(path: Path, max_side: int = 512, quality: int = 80) -> bytes:
+    """A small JPEG of a saved picture (at most `max_side` px on its long side), for a model to look at
+    what was made without being sent a 4K file."""
+    with Image.open(path) as image:
+        image.draft("RGB", (max_side, max_side))  # a large JPEG decodes at reduced scale
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        _flatten(_normalise_mode(image)).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def pixel_size(path: Path) -> tuple[int, int, str] | None:
+    """Width, height and MIME type read from a picture file's header; None if it is not one we show."""
+    try:
+        with Image.open(path) as image:
+            mime = _MIME.get(image.format or "")
+            return (image.width, image.height, mime) if mime else None
+    except Exception:
+        return None

@@ -70,6 +70,14 @@ def request_from_options(
     )
 
 
+def usage_request(prompt: str, **options: Any) -> ImageRequest:
+    """`request_from_options` for a front door whose caller typed the options: bad ones are a UsageError."""
+    try:
+        return request_from_options(prompt, **options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parse_count(value: Any) -> int:
     """A whole number of pictures, from an int or its text (the range is checked by `check_request`)."""
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
@@ -113,6 +121,16 @@ class Result:
     @property
     def exit_code(self) -> ExitCode:
         return self.errors[0].exit_code if self.errors else ExitCode.OK
+
+    def as_json(self) -> dict[str, Any]:
+        """The one document of a run: `--json` prints it, the MCP tools return it as structured content."""
+        return {
+            "ok": not self.errors,
+            "exit_code": int(self.exit_code),
+            "images": [saved.as_json() for saved in self.images],
+            "errors": [error.as_json() for error in self.errors],
+            "warnings": [w for saved in self.images for w in saved.warnings],
+        }
 
 
 @dataclass(frozen=True)

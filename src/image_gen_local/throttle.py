@@ -5,6 +5,9 @@ Workers ask the gate before each request. It admits at most `limit` at once, nev
 capacity) lowers the limit by one, once per overload event (an event lasts as long as the wait it asked
 for), so a storm of them walks it down to one request at a time; every success then raises it by one again,
 back up to the concurrency asked for. A long wait the server states holds back every new request.
+
+Several runs can share one gate (`branch`): the MCP server's tool calls all count against the same slots,
+spacing and pauses, yet a client cancelling one call stops that call alone.
 """
 
 from __future__ import annotations
@@ -19,13 +22,10 @@ class Cancelled(Exception):
     """The run is stopping: no new request may start."""
 
 
-class Throttle:
-    def __init__(
-        self,
-        concurrency: int = 1,
-        per_minute: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+class _Gate:
+    """The state every branch of a throttle shares: slots, spacing, pauses."""
+
+    def __init__(self, concurrency: int, per_minute: float | None, clock: Callable[[], float]) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
@@ -36,24 +36,72 @@ class Throttle:
         self.paused_until = 0.0
         self.pauses = 0  # distinct waits the server asked of everyone
         self.decreases = 0  # overload events that lowered the limit
-        self._calm_until = 0.0  # until then, further overload answers belong to the same event
-        self._next_start = 0.0
+        self.calm_until = 0.0  # until then, further overload answers belong to the same event
+        self.next_start = 0.0
+        self.cond = threading.Condition()
+
+
+class Throttle:
+    def __init__(
+        self,
+        concurrency: int = 1,
+        per_minute: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        gate: _Gate | None = None,
+    ) -> None:
+        self._gate = gate or _Gate(concurrency, per_minute, clock)
+        self._cond = self._gate.cond
         self._cancelled = False
         self._interrupted = False
-        self._saving = 0  # pictures being written to disk right now
-        self._cond = threading.Condition()
+        self._saving = 0  # pictures of this run being written to disk right now
+
+    def branch(self) -> Throttle:
+        """A gate for one more run that shares this one's slots, spacing and pauses, but is cancelled and
+        interrupted on its own."""
+        return Throttle(gate=self._gate)
+
+    # The shared state, read-only from outside.
+    @property
+    def concurrency(self) -> int:
+        return self._gate.concurrency
+
+    @property
+    def limit(self) -> int:
+        return self._gate.limit
+
+    @property
+    def interval(self) -> float:
+        return self._gate.interval
+
+    @property
+    def active(self) -> int:
+        return self._gate.active
+
+    @property
+    def paused_until(self) -> float:
+        return self._gate.paused_until
+
+    @property
+    def pauses(self) -> int:
+        return self._gate.pauses
+
+    @property
+    def decreases(self) -> int:
+        return self._gate.decreases
 
     def acquire(self, deadline: float) -> bool:
         """Wait for a slot; False if `deadline` (on this clock) comes first."""
+        gate = self._gate
         with self._cond:
             while True:
                 if self._cancelled:
                     raise Cancelled
-                now = self.clock()
-                wait = max(self.paused_until - now, self._next_start - now, 0.0)
-                if wait <= 0 and self.active < self.limit:
-                    self.active += 1
-                    self._next_start = now + self.interval
+                now = gate.clock()
+                wait = max(gate.paused_until - now, gate.next_start - now, 0.0)
+                if wait <= 0 and gate.active < gate.limit:
+                    gate.active += 1
+                    gate.next_start = now + gate.interval
                     return True
                 if now >= deadline:
                     return False
@@ -61,10 +109,11 @@ class Throttle:
 
     def release(self, ok: bool) -> None:
         """A request's answer arrived; `ok` when the server answered normally (the limit grows back)."""
+        gate = self._gate
         with self._cond:
-            self.active -= 1
-            if ok and self.limit < self.concurrency and self.clock() >= self._calm_until:
-                self.limit += 1
+            gate.active -= 1
+            if ok and gate.limit < gate.concurrency and gate.clock() >= gate.calm_until:
+                gate.limit += 1
             self._cond.notify_all()
 
     def cancel(self) -> None:
@@ -120,14 +169,15 @@ class Throttle:
     def slow_down(self, seconds: float, stated: bool = False) -> None:
         """The server is overloaded: one request fewer at once (once per event, an event lasting
         `seconds`); with `stated`, no new request starts before the wait ends."""
+        gate = self._gate
         with self._cond:
-            now = self.clock()
-            if now >= self._calm_until:
-                self.limit = max(1, self.limit - 1)
-                self.decreases += 1
-            self._calm_until = max(self._calm_until, now + seconds)
+            now = gate.clock()
+            if now >= gate.calm_until:
+                gate.limit = max(1, gate.limit - 1)
+                gate.decreases += 1
+            gate.calm_until = max(gate.calm_until, now + seconds)
             if stated:
-                if now >= self.paused_until:
-                    self.pauses += 1
-                self.paused_until = max(self.paused_until, now + seconds)
+                if now >= gate.paused_until:
+                    gate.pauses += 1
+                gate.paused_until = max(gate.paused_until, now + seconds)
             self._cond.notify_all()

@@ -163,6 +163,10 @@ class Transport:
                     Failure(failure.kind, printable(self.redact(failure.detail)))
                 ) from None
 
+    def abort(self) -> None:
+        """From another thread: end the request in flight now and refuse any further one."""
+        self._budget.abort()
+
     def close(self) -> None:
         self._client.close()
 

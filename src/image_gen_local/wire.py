@@ -15,11 +15,14 @@ makes (probe, image call, error body, picture download, each redirect hop):
   says enough.
 
 The deadline and cap of the request in flight live in a `Budget`, per thread (requests are synchronous,
-so the thread that sends is the thread that reads).
+so the thread that sends is the thread that reads). The budget also knows its open connections, so another
+thread can `abort` every request in flight at once (an MCP client cancelling a tool call).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 import zlib
@@ -71,10 +74,32 @@ class _Bound:
 
 
 class Budget:
-    """The deadline and body cap of the request running on each thread."""
+    """The deadline and body cap of the request running on each thread, and the connections it opened."""
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._streams: set[_DeadlineStream] = set()
+        self.aborted = False
+
+    def track(self, stream: _DeadlineStream, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._streams.add(stream)
+            else:
+                self._streams.discard(stream)
+
+    def abort(self) -> None:
+        """End every request now: open connections are shut down (a read blocked on one returns at once)
+        and no socket operation starts any more."""
+        with self._lock:
+            self.aborted = True
+            streams = list(self._streams)
+        for stream in streams:
+            sock = stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def current(self) -> _Bound:
         bound: _Bound | None = getattr(self._local, "bound", None)
@@ -91,6 +116,8 @@ class Budget:
 
     def left(self, timeout: float | None, error: type[Exception]) -> float | None:
         """The timeout for one socket operation: never past the deadline; at the deadline, `error`."""
+        if self.aborted:
+            raise error("the request was cancelled")
         deadline = self.current().deadline
         if deadline is None:
             return timeout
@@ -104,6 +131,7 @@ class _DeadlineStream(httpcore.NetworkStream):
     def __init__(self, inner: httpcore.NetworkStream, budget: Budget) -> None:
         self._inner = inner
         self._budget = budget
+        budget.track(self, open_=True)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._inner.read(max_bytes, self._budget.left(timeout, httpcore.ReadTimeout))
@@ -117,6 +145,7 @@ class _DeadlineStream(httpcore.NetworkStream):
             )
 
     def close(self) -> None:
+        self._budget.track(self, open_=False)
         self._inner.close()
 
     def start_tls(
@@ -125,6 +154,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         inner = self._inner.start_tls(
             ssl_context, server_hostname, self._budget.left(timeout, httpcore.ConnectTimeout)
         )
+        self._budget.track(self, open_=False)
         return _DeadlineStream(inner, self._budget)
 
     def get_extra_info(self, info: str) -> Any:

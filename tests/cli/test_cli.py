@@ -55,7 +55,7 @@ def test_demo_runs_both_generations_and_says_synthetic(out_dir):
     proc = run_script("demo", "--output-dir", str(out_dir))
     assert proc.returncode == 0, proc.stderr
     paths = markers(proc.stdout)
-    assert len(paths) == 2 and all(p.exists() for p in paths)
+    assert len(paths) == 3 and all(p.exists() for p in paths)  # the third through `image-gen mcp`
     assert "SYNTHETIC" in proc.stderr
 
 

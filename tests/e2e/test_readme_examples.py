@@ -13,8 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+import httpx2
 import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
+
+from helpers import start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -37,25 +43,80 @@ def readme_commands() -> list[str]:
     return lines
 
 
+SERVERS = [command for command in readme_commands() if command.startswith("image-gen mcp")]
+
+
 def test_the_readme_has_examples_to_run():
     assert len(readme_commands()) >= 8
+    assert SERVERS == ["image-gen mcp", "image-gen mcp --http"]
 
 
-@pytest.mark.parametrize("command", readme_commands())
-def test_a_readme_example_runs_as_written(emulator, tmp_path, command):
-    Image.new("RGB", (1200, 900), "teal").save(tmp_path / "photo.jpg")
-    Image.new("RGB", (800, 600), "orange").save(tmp_path / "fox.jpg")
-    (tmp_path / "story.jsonl").write_text(
-        "\n".join(json.dumps(job) for job in STORY) + "\n", encoding="utf-8"
-    )
+def readme_env(emulator, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         IMAGE_GEN_BASE_URL=emulator.base_url,
         IMAGE_GEN_OUTPUT_DIR=str(tmp_path / "pictures"),
     )
+    return env
+
+
+@pytest.mark.parametrize("command", [c for c in readme_commands() if c not in SERVERS])
+def test_a_readme_example_runs_as_written(emulator, tmp_path, command):
+    Image.new("RGB", (1200, 900), "teal").save(tmp_path / "photo.jpg")
+    Image.new("RGB", (800, 600), "orange").save(tmp_path / "fox.jpg")
+    (tmp_path / "story.jsonl").write_text(
+        "\n".join(json.dumps(job) for job in STORY) + "\n", encoding="utf-8"
+    )
     proc = subprocess.run(
-        ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        env=readme_env(emulator, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, f"{command}\n{proc.stderr}"
     assert "[IMAGE_PATH]" in proc.stdout or '"ok": true' in proc.stdout or "[ok]" in proc.stdout
+
+
+async def _one_picture(client: Client) -> None:
+    result = await client.call_tool("generate_image", {"prompt": "a cat from the README"})
+    assert not result.is_error, result.content
+
+
+def test_the_readmes_stdio_server_serves_as_written(emulator, tmp_path):
+    params = StdioServerParameters(
+        command="bash", args=["-c", "image-gen mcp"], env=readme_env(emulator, tmp_path)
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            await _one_picture(client)
+
+    anyio.run(scenario)
+
+
+def test_the_readmes_http_server_serves_as_written(emulator, tmp_path):
+    """The token it makes up is printed once on stderr; a client that sends it gets pictures."""
+    process, lines = start_server(
+        ["bash", "-c", "exec image-gen mcp --http"],
+        readme_env(emulator, tmp_path),
+        "serving streamable HTTP at",
+    )
+    try:
+        token = next(line for line in lines if "clients must send this one:" in line).split(": ")[-1].strip()
+        url = next(line for line in lines if "serving" in line).split(" at ")[1].split()[0]
+        assert url == "http://127.0.0.1:8046/mcp"
+
+        async def scenario() -> None:
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as session,
+                Client(streamable_http_client(url, http_client=session)) as client,
+            ):
+                await _one_picture(client)
+
+        anyio.run(scenario)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -23,7 +23,7 @@ from .doctor import run_doctor
 from .emulator import run_emulator
 from .generate import run_generate, short_usage
 
-COMMANDS = ("generate", "batch", "demo", "emulator", "doctor")
+COMMANDS = ("generate", "batch", "demo", "emulator", "doctor", "mcp")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -91,6 +91,10 @@ def _dispatch(
         from .batch import run_batch_command
 
         return run_batch_command(rest, console, stdin, env)
+    if command == "mcp":
+        from .mcp import run_mcp
+
+        return run_mcp(rest, console, env)
     return run_generate(rest, console, stdin, env, commands=() if argv[0] == "generate" else COMMANDS)
 
 

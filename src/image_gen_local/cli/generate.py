@@ -71,21 +71,18 @@ def read_prompt(stdin: TextIO | None) -> str:
 
 
 def _request_from(args: argparse.Namespace, stdin: TextIO | None) -> ImageRequest:
-    from ..request import request_from_options
+    from ..request import usage_request
 
     prompt = read_prompt(stdin) if args.prompt == "-" else args.prompt
-    try:
-        return request_from_options(
-            prompt,
-            images=args.image,
-            size=args.size,
-            resolution=args.resolution,
-            aspect_ratio=args.aspect_ratio,
-            count=args.count,
-            output=args.output,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return usage_request(
+        prompt,
+        images=args.image,
+        size=args.size,
+        resolution=args.resolution,
+        aspect_ratio=args.aspect_ratio,
+        count=args.count,
+        output=args.output,
+    )
 
 
 def short_usage(prog: str) -> str:
@@ -157,12 +154,5 @@ def run_generate(
     for error in result.errors:
         console.error(error)
     if args.json:
-        document = {
-            "ok": not result.errors,
-            "exit_code": int(result.exit_code),
-            "images": [saved.as_json() for saved in result.images],
-            "errors": [error.as_json() for error in result.errors],
-            "warnings": [w for saved in result.images for w in saved.warnings],
-        }
-        console.result(json.dumps(document, indent=2, ensure_ascii=False))
+        console.result(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
     return result.exit_code

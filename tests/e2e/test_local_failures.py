@@ -161,25 +161,30 @@ def test_pictures_on_a_full_disk_end_with_exit_9_and_leave_nothing(emulator, tmp
         whole_lines(tiny_disk / "jobs.manifest.jsonl")
 
 
-@pytest.mark.parametrize("blocked", ["under-a-file", "immutable"])
+@pytest.mark.parametrize("blocked", ["under-a-file", "immutable-file", "immutable-folder"])
 def test_a_manifest_that_cannot_be_written_costs_nothing(emulator, tmp_path, blocked):
     """Detected when the manifest is claimed, before any request (root ignores permission bits, so the
-    tests block writing by other means)."""
+    tests block writing by other means: a path under a file, `chattr +i` on the file or its folder)."""
     jobs = write_lines(tmp_path / "jobs.txt", ["one", "two"])
+    locked: Path | None = None
     if blocked == "under-a-file":
         (tmp_path / "a-file").write_text("")
         manifest = tmp_path / "a-file" / "m.jsonl"
-    else:
-        manifest = tmp_path / "m.jsonl"
+    elif blocked == "immutable-file":
+        manifest = locked = tmp_path / "m.jsonl"
         manifest.write_text("")
-        if subprocess.run(["chattr", "+i", str(manifest)], capture_output=True).returncode != 0:
-            pytest.skip("chattr +i is not available here")
+    else:
+        locked = tmp_path / "records"
+        locked.mkdir()
+        manifest = locked / "m.jsonl"
+    if locked is not None and subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here")
     try:
         env = env_for(emulator, tmp_path / "out")
         run = run_script("batch", str(jobs), "--manifest", str(manifest), env=env)
     finally:
-        if blocked == "immutable":
-            subprocess.run(["chattr", "-i", str(manifest)], check=True)
+        if locked is not None:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
     assert run.returncode == 9 and run.stdout == "", run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "cannot write the manifest" in run.stderr
     assert generations(emulator) == 0

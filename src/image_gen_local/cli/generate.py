@@ -39,7 +39,7 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
         epilog=f"Other commands: {prog} batch | demo | emulator | doctor (each has --help). "
         + defaults_epilog()
         + " Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
-        "7 bad input picture, 8 deadline, 9 output folder.",
+        "7 bad input picture, 8 deadline, 9 output folder, manifest or stdout.",
     )
     parser.add_argument("prompt", help="what to draw, in English; - reads it from stdin")
     picture_options(parser)

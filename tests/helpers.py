@@ -189,6 +189,110 @@ class RawServer:
         self.sock.close()
 
 
+# The kernel as a fault injector: real processes, real filesystems, no mocks (Linux only).
+
+# Syscall numbers by machine: link, linkat, renameat2 (aarch64 has no plain link).
+_SYSCALLS = {
+    "x86_64": (0xC000003E, {"link": 86, "linkat": 265, "renameat2": 316}),
+    "aarch64": (0xC00000B7, {"linkat": 37, "renameat2": 276}),
+}
+
+
+def can_deny_syscalls() -> bool:
+    import platform
+
+    return sys.platform.startswith("linux") and platform.machine() in _SYSCALLS
+
+
+def deny_syscalls(denied: dict[str, int]) -> None:
+    """Make the named syscalls fail with the given errno in this process and every child it starts
+    (a seccomp filter). Meant for `preexec_fn`: the child then runs on a filesystem that, for instance,
+    has no hard links (`{"link": errno.EPERM, "linkat": errno.EPERM}`), as FAT or some network shares."""
+    import ctypes
+    import platform
+
+    class Instruction(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_ushort),
+            ("jt", ctypes.c_ubyte),
+            ("jf", ctypes.c_ubyte),
+            ("k", ctypes.c_uint),
+        ]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Instruction))]
+
+    load, jump_if_equal, give = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    allow, fail = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    arch, numbers = _SYSCALLS[platform.machine()]
+    code = [
+        Instruction(load, 0, 0, 4),
+        Instruction(jump_if_equal, 1, 0, arch),
+        Instruction(give, 0, 0, allow),
+    ]
+    code.append(Instruction(load, 0, 0, 0))  # the syscall number
+    for name, error in denied.items():
+        if name in numbers:
+            code += [Instruction(jump_if_equal, 0, 1, numbers[name]), Instruction(give, 0, 0, fail | error)]
+    code.append(Instruction(give, 0, 0, allow))
+    program = Program(len(code), (Instruction * len(code))(*code))
+    libc = ctypes.CDLL(None, use_errno=True)
+    no_new_privileges, set_seccomp, filter_mode = 38, 22, 2
+    if libc.prctl(no_new_privileges, 1, 0, 0, 0) or libc.prctl(
+        set_seccomp, filter_mode, ctypes.byref(program)
+    ):
+        raise OSError(ctypes.get_errno(), "seccomp filter refused")
+
+
+class FolderWatch:
+    """inotify on one folder: which names were written to (opened for writing, modified), in order."""
+
+    MODIFY, CLOSE_WRITE, MOVED_TO, CREATE = 0x2, 0x8, 0x80, 0x100
+
+    def __init__(self, folder: Path) -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK)
+        mask = self.MODIFY | self.CLOSE_WRITE | self.MOVED_TO | self.CREATE
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, os.fsencode(folder), mask) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+
+    def _read(self) -> list[tuple[int, str]]:
+        import struct
+
+        try:
+            data = os.read(self.fd, 1 << 20)
+        except BlockingIOError:
+            return []
+        found, offset = [], 0
+        while offset < len(data):
+            _wd, mask, _cookie, length = struct.unpack_from("iIII", data, offset)
+            found.append((mask, data[offset + 16 : offset + 16 + length].rstrip(b"\0").decode()))
+            offset += 16 + length
+        return found
+
+    def wait(self, wanted: Callable[[int, str], bool], timeout: float = 60) -> bool:
+        """Block until an event satisfies `wanted(mask, name)`; False if `timeout` passes first."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([self.fd], [], [], left)[0] and any(wanted(*event) for event in self._read()):
+                return True
+        return False
+
+    def events(self) -> list[tuple[int, str]]:
+        """(mask, name) for everything seen since the last call; closes the watch."""
+        found: list[tuple[int, str]] = []
+        try:
+            while batch := self._read():
+                found += batch
+            return found
+        finally:
+            os.close(self.fd)
+
+
 def start_server(argv: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen, list[str]]:
     """A server process whose stderr is collected line by line; returns once a line holds `ready` (or it
     exited). The caller terminates it."""

@@ -1,10 +1,25 @@
 import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from image_gen_local.errors import OutputError, UsageError
-from image_gen_local.files import TEMP_PREFIX, check_new_file, prepare_dir, save_exact, save_new
+from image_gen_local.files import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    check_new_file,
+    prepare_dir,
+    remove_own_temps,
+    rename_new,
+    save_exact,
+    save_new,
+    sweep_temps,
+    temp_owner,
+)
 
 
 def test_save_new_numbers_instead_of_overwriting(tmp_path):
@@ -68,3 +83,75 @@ def test_check_new_file(tmp_path):
     with pytest.raises(UsageError, match="already exists"):
         check_new_file(existing)
     assert check_new_file(tmp_path / "sub" / "y.png").parent.is_dir()
+
+
+# Temporary files carry their process id; killed runs' files are swept, live runs' never (issue 9 §7)
+
+
+def make_temp(folder, pid, age: float, rest: str = "abc123") -> Path:
+    temp = folder / f"{TEMP_PREFIX}{pid}-{rest}{TEMP_SUFFIX}"
+    temp.write_bytes(b"half a picture")
+    past = time.time() - age
+    os.utime(temp, (past, past))
+    return temp
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+def test_temporary_file_names_say_which_process_made_them():
+    assert temp_owner(f"{TEMP_PREFIX}{os.getpid()}-k3j4h5{TEMP_SUFFIX}") == os.getpid()
+    assert temp_owner(f"{TEMP_PREFIX}k3j4h5{TEMP_SUFFIX}") is None  # an older name, without a pid
+
+
+def test_sweeping_removes_only_what_no_live_run_will_finish(tmp_path):
+    gone = dead_pid()
+    orphan = make_temp(tmp_path, gone, age=60)
+    fresh_orphan = make_temp(tmp_path, gone, age=0, rest="young")  # another machine's, perhaps: not yet
+    mine = make_temp(tmp_path, os.getpid(), age=600)  # a run still going
+    parent = make_temp(tmp_path, os.getppid(), age=600, rest="parent")
+    ancient = make_temp(tmp_path, os.getpid(), age=2 * 3600, rest="ancient")
+    old_style = tmp_path / f"{TEMP_PREFIX}k3j4h5{TEMP_SUFFIX}"
+    old_style.write_bytes(b"")
+    os.utime(old_style, (time.time() - 2 * 3600,) * 2)
+    others = [tmp_path / ".image-gen-notes.txt", tmp_path / ".other.part", tmp_path / "picture.png"]
+    for other in others:
+        other.write_bytes(b"keep")
+        os.utime(other, (time.time() - 2 * 3600,) * 2)
+    assert sweep_temps(tmp_path) == 3
+    assert not orphan.exists() and not ancient.exists() and not old_style.exists()
+    assert fresh_orphan.exists() and mine.exists() and parent.exists()
+    assert all(other.exists() for other in others)
+
+
+def test_prepare_dir_sweeps_what_a_killed_run_left(tmp_path):
+    orphan = make_temp(tmp_path, dead_pid(), age=60)
+    prepare_dir(tmp_path)
+    assert not orphan.exists()
+
+
+def test_a_stopping_run_removes_its_own_temporary_files_only(tmp_path):
+    mine = make_temp(tmp_path, os.getpid(), age=0)
+    theirs = make_temp(tmp_path, os.getppid(), age=0)
+    remove_own_temps(tmp_path)
+    assert not mine.exists() and theirs.exists()
+
+
+# Without hard links: the rename that never replaces
+
+
+def test_rename_new_moves_to_a_free_name_and_never_replaces(tmp_path):
+    source, target = tmp_path / "a.part", tmp_path / "a.png"
+    source.write_bytes(b"new")
+    target.write_bytes(b"old")
+    assert rename_new(source, target) in (False, None)
+    assert target.read_bytes() == b"old"
+    if rename_new(source, target) is None:
+        pytest.skip("this system has no exclusive rename")
+    assert source.read_bytes() == b"new"
+    target.unlink()
+    assert rename_new(source, target) is True
+    assert target.read_bytes() == b"new" and not source.exists()

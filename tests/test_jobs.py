@@ -347,3 +347,12 @@ def test_parse_rate_rejects_bad_rates(text):
 def test_parse_rate_rejects_nan():
     with pytest.raises(ValueError):
         parse_rate("nan/min")
+
+
+def test_a_byte_order_mark_does_not_turn_the_first_json_job_into_a_prompt():
+    (first, second) = specs(['\ufeff{"prompt": "a fox", "aspect_ratio": "16:9"}\n', '{"prompt": "a whale"}'])
+    assert first.prompt == "a fox" and first.options == {"aspect_ratio": "16:9"}
+    assert first.key == specs(['{"prompt": "a fox", "aspect_ratio": "16:9"}'])[0].key  # same job as without
+    assert second.prompt == "a whale"
+    (plain,) = specs(["\ufeffa red fox\n"])
+    assert plain.prompt == "a red fox"

@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("talking to servers", {"protocol", "wire", "transport", "answers", "servers"}),
     ("the request model", {"request"}),
     ("engine", {"engine"}),
-    ("many pictures", {"jobs", "batch"}),
+    ("many pictures", {"jobs", "batch", "batchfile"}),
     ("api, doctor, demo", {"api", "doctor", "demo"}),
     ("front doors", {"cli", "__init__", "__main__", "mcp_server", "mcp_tools"}),
 ]

@@ -196,6 +196,36 @@ def test_a_rate_is_kept_even_with_one_worker_releasing_at_once():
     assert take(throttle, clock)
 
 
+def test_an_interrupted_run_starts_no_new_save_and_waits_for_the_one_under_way():
+    throttle = Throttle(2)
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def save() -> None:
+        with throttle.saving():
+            inside.set()
+            release.wait(timeout=10)
+        done.set()
+
+    worker = threading.Thread(target=save)
+    worker.start()
+    assert inside.wait(timeout=10)
+    throttle.interrupt()
+    with pytest.raises(Cancelled), throttle.saving():  # no new file once the user stopped the run
+        pass
+    assert throttle.drained(0.05) is False  # the save under way is not over
+    threading.Timer(0.1, release.set).start()
+    assert throttle.drained(10) is True and done.is_set()
+    worker.join(timeout=10)
+
+
+def test_a_failure_that_ends_the_run_still_lets_a_received_picture_be_saved():
+    throttle = Throttle(1)
+    throttle.cancel()
+    with throttle.saving():  # cancel stops requests, not the saving of what already arrived
+        pass
+    assert throttle.drained(0) is True
+
+
 def test_branches_share_slots_and_pauses_but_are_cancelled_alone():
     clock = FakeClock()
     shared = Throttle(concurrency=2, clock=clock)
@@ -208,9 +238,10 @@ def test_branches_share_slots_and_pauses_but_are_cancelled_alone():
     first.interrupt()
     with pytest.raises(Cancelled):
         first.acquire(clock.now)
-    with pytest.raises(Cancelled):
-        first.check()
-    second.check()  # the other call goes on
+    with pytest.raises(Cancelled), first.saving():  # nor a new file
+        pass
+    with second.saving():  # the other call goes on
+        pass
     clock.now = 106.0
     second.release(True)
     assert take(second, clock)

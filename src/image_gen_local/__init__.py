@@ -19,7 +19,7 @@ _EXPORTS = {
     "generate": "api",
     "BatchOptions": "batch",
     "Job": "batch",
-    "run_batch": "batch",
+    "run_batch": "batchfile",
     "run_jobs": "batch",
     "run_request": "batch",
     "Settings": "config",
@@ -52,7 +52,8 @@ __all__ = [  # exactly the names above, and the version (a test holds them toget
 
 if TYPE_CHECKING:
     from .api import generate
-    from .batch import BatchOptions, Job, run_batch, run_jobs, run_request
+    from .batch import BatchOptions, Job, run_jobs, run_request
+    from .batchfile import run_batch
     from .config import Settings
     from .engine import Generator
     from .errors import ExitCode, ImageGenError

@@ -3,7 +3,8 @@
 Jobs stream in (a bounded queue, so a 1000-line file costs no more memory than a 10-line one); each picture
 is a task for one of `concurrency` worker threads; every request passes one shared Throttle, so a 429
 anywhere slows the whole batch down. A manifest records every picture as it is saved, so a rerun skips
-what is done. `image-gen -n N` runs through the same engine with a single job (`run_request`).
+what is done (`batchfile.run_batch` runs a job file). `image-gen -n N` runs through the same engine with
+a single job (`run_request`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,19 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import files
-from .config import Settings
 from .engine import Generator
-from .errors import ExitCode, ImageGenError, UsageError
-from .jobs import JobSpec, check_jobs, read_jobs, to_request
+from .errors import ExitCode, ImageGenError
+from .jobs import JobSpec
 from .manifest import Manifest
 from .progress import HEARTBEAT_SECONDS, Heartbeat
-from .request import Prepared, Result, SavedImage, prepare
-from .retry import RetryPolicy
-from .servers import ServerCache
-from .throttle import Cancelled, Throttle
+from .request import Prepared, Result, SavedImage
+from .throttle import Cancelled
 
 # Which failure decides the exit code when several kinds happened, most serious first.
 SEVERITY = (
@@ -40,6 +38,8 @@ SEVERITY = (
     ExitCode.BAD_INPUT,
     ExitCode.USAGE,
 )
+SAVE_GRACE = 10.0  # seconds a stopped run waits for pictures being written, so none is left half-written
+JOIN_GRACE = 2.0  # ... and for workers to record their unfinished jobs as cancelled
 LISTED_BAD_LINES = 5  # a refused batch names this many bad lines (all of them, if only one more)
 # Failures after which every later request would fail the same way.
 SERVER_UNUSABLE = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT}
@@ -100,11 +100,16 @@ class BatchOutcome:
     failed: list[tuple[str, ImageGenError]] = field(default_factory=list)
     pictures: int = 0
     seconds: float = 0.0
+    # A failure of the run itself, not of a job: the manifest or stdout could not be written. It stopped
+    # the batch; the pictures saved before it are still delivered.
+    error: ImageGenError | None = None
 
     @property
     def exit_code(self) -> ExitCode:
         """The most serious real failure; jobs skipped because the batch stopped only follow from it."""
         codes = {error.exit_code for _, error in self.failed if not isinstance(error, NotAttempted)}
+        if self.error is not None:
+            codes.add(self.error.exit_code)
         if not codes and self.failed:
             return ExitCode.UNEXPECTED
         return next((code for code in SEVERITY if code in codes), ExitCode.OK)
@@ -135,15 +140,17 @@ class _Run:
         self.interrupted = False  # Ctrl-C or SIGTERM: unfinished jobs are cancelled, not failed
         self.lock = threading.Lock()
         self.tasks: queue.Queue[tuple[Job, int] | None] = queue.Queue(maxsize=options.concurrency * 4)
+        self.folders: set[Path] = set()  # where pictures are saved: swept of our temporary files on a stop
 
     def work(self) -> None:
+        """A worker never dies of an error: a dead worker would leave the queue full and the batch hung."""
         while (item := self.tasks.get()) is not None:
             job, index = item
             try:
                 if not self.stop.is_set():
                     self._picture(job, index)
-            except BaseException as exc:  # a callback failed (stdout closed, disk full): stop, don't hang
-                self._failed(job, _as_error(exc), stop=True)
+            except BaseException as exc:  # a bug in a callback: the run stops with it, nothing hangs
+                self.broken(_as_error(exc))
             finally:
                 self._task_done(job)
 
@@ -161,10 +168,9 @@ class _Run:
             job.saved.append(saved)
             job.retries += saved.retries
             self.outcome.pictures += 1
-        if self.manifest is not None and job.spec is not None:
-            self.manifest.append(_picture_record(job.spec, index, saved))
-        if self.on_saved is not None:
-            self.on_saved(saved)
+        if job.spec is not None:  # recorded first: a kill now costs no second payment for this picture
+            self.record(_picture_record(job.spec, index, saved))
+        self.tell(self.on_saved, saved)  # a saved picture gets its result line, whatever failed before
 
     def _failed(self, job: Job, error: ImageGenError, stop: bool = False) -> None:
         with self.lock:
@@ -179,6 +185,54 @@ class _Run:
         """Stop the batch: no new task, no new request, no retry wait goes on."""
         self.stop.set()
         self.generator.throttle.cancel()
+
+    def wind_down(self, workers: list[threading.Thread]) -> None:
+        """Ctrl-C or SIGTERM: pictures in flight are lost, nothing else. No new file is started, a picture
+        being written is finished (a second signal does not cut that short), workers get a moment to record
+        their jobs as cancelled, and this process's temporary files are removed: nothing partial is left."""
+        self.interrupted = True
+        self.stop.set()
+        throttle = self.generator.throttle
+        throttle.interrupt()
+        end = time.monotonic() + SAVE_GRACE
+        join_end = time.monotonic() + JOIN_GRACE
+        while True:
+            try:
+                throttle.drained(max(0.0, end - time.monotonic()))
+                for worker in workers:
+                    worker.join(timeout=max(0.0, join_end - time.monotonic()))
+                break
+            except BaseException:  # another Ctrl-C or SIGTERM: finish cleaning up first (it is bounded)
+                if time.monotonic() >= end:
+                    break
+        for folder in self.folders:
+            files.remove_own_temps(folder)
+
+    def broken(self, error: ImageGenError) -> None:
+        """The run itself failed (the manifest or stdout cannot be written): stop, keeping the first cause."""
+        with self.lock:
+            if self.outcome.error is None:
+                self.outcome.error = error
+        self.halt()
+
+    def record(self, record: dict[str, Any]) -> None:
+        """A manifest line; a manifest that cannot be written stops the batch (every later line would fail,
+        and a picture not recorded is paid for again by the next run)."""
+        if self.manifest is None:
+            return
+        try:
+            self.manifest.append(record)
+        except ImageGenError as exc:
+            self.broken(exc)
+
+    def tell(self, callback: Callable[[Any], None] | None, item: Any) -> None:
+        """Call the caller's callback; one that fails (stdout closed) stops the batch instead of a worker."""
+        if callback is None:
+            return
+        try:
+            callback(item)
+        except Exception as exc:
+            self.broken(_as_error(exc))
 
     def _task_done(self, job: Job) -> None:
         with self.lock:
@@ -200,11 +254,10 @@ class _Run:
                 self.outcome.failed.append((job.label(), error))
             if self.keep_jobs:
                 self.outcome.jobs.append(job)
-        if self.manifest is not None and job.spec is not None:
-            self.manifest.append(_job_record(job))
+        if job.spec is not None:
+            self.record(_job_record(job))
         job.prepared = None  # input pictures can be large; a finished job keeps only its outcome
-        if self.on_job is not None:
-            self.on_job(job)
+        self.tell(self.on_job, job)
 
 
 def run_jobs(
@@ -247,10 +300,10 @@ def run_jobs(
             if not missing:
                 run.outcome.skipped += 1
                 run.outcome.succeeded += 1
-                if on_job is not None:
-                    on_job(job)
+                run.tell(on_job, job)
                 continue
             job.pending, job.started = len(missing), time.monotonic()
+            run.folders.add(job.prepared.output_dir if job.prepared else Path.cwd())
             for index in missing:
                 run.tasks.put((job, index))
         for _ in workers:
@@ -258,13 +311,7 @@ def run_jobs(
         for worker in workers:
             worker.join()
     except BaseException:
-        # Ctrl-C or SIGTERM: pictures in flight are lost, nothing else. No new file is started, and a
-        # picture being written is given a moment to finish, so no temporary file is left behind.
-        run.interrupted = True
-        run.stop.set()
-        generator.throttle.interrupt()
-        for worker in workers:
-            worker.join(timeout=2)
+        run.wind_down(workers)
         raise
     finally:
         run.outcome.seconds = time.monotonic() - started
@@ -295,98 +342,13 @@ def run_request(
 
         outcome = run_jobs(generator, [Job(prepared=prepared)], options, on_saved=on_saved, status=step)
     [job] = outcome.jobs
-    errors = job.errors
+    errors = [*job.errors, *([outcome.error] if outcome.error else [])]
     if not errors and len(job.saved) < prepared.request.count:
         errors = [NotAttempted("the run stopped before every picture was made", "run it again")]
     missing = prepared.request.count - len(job.saved) - len(job.errors)
     if missing > 0 and job.errors:
         generator.warn(f"{missing} more picture(s) not attempted after: {job.errors[-1]}")
     return Result(job.saved, errors)
-
-
-@dataclass
-class BatchRun:
-    """What `run_batch` did: the outcome, where it was recorded, how often the server made everyone wait."""
-
-    outcome: BatchOutcome
-    manifest: Path
-    jobs: int
-    pictures: int
-    pauses: int  # long waits the server asked of everyone
-    slowdowns: int  # overload events that lowered the concurrency
-
-
-def run_batch(
-    lines: Callable[[], Iterable[str]],
-    settings: Settings,
-    options: BatchOptions | None = None,
-    *,
-    name: str = "batch",
-    base: Path | None = None,
-    defaults: dict[str, Any] | None = None,
-    cache: ServerCache | None = None,
-    warn: Callable[[str], None] = lambda _line: None,
-    info: Callable[[str], None] | None = None,
-    on_saved: Callable[[SavedImage], None] | None = None,
-    on_job: Callable[[Job], None] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-) -> BatchRun:
-    """Check every line of a batch (before any request), then run what the manifest says is missing.
-
-    `lines` is called twice and must give the same lines each time (a file is read twice, streamed).
-    Relative paths in jobs start from `base` (the batch file's folder). Raises UsageError for bad lines.
-    """
-    options = options or BatchOptions()
-    base = base or Path.cwd()
-    defaults = defaults or {}
-    jobs, pictures, problems = check_jobs(lines(), defaults, base)
-    if problems:
-        shown = problems if len(problems) <= LISTED_BAD_LINES + 1 else problems[:LISTED_BAD_LINES]
-        more = f" (and {len(problems) - len(shown)} more)" if len(shown) < len(problems) else ""
-        raise UsageError(
-            f"{len(problems)} bad line(s) in {name}: {'; '.join(shown)}{more}",
-            "fix them and run again; nothing was sent",
-        )
-    if jobs == 0:
-        raise UsageError(f"{name} holds no jobs", "write one prompt, or one JSON job, per line")
-    output_dir = files.prepare_dir(settings.output_dir)
-    files.sweep_temps(output_dir)
-    manifest = Manifest(options.manifest or output_dir / f"{Path(name).stem or 'batch'}.manifest.jsonl")
-    done = manifest.done()
-
-    def feed() -> Iterator[Job]:
-        for spec in read_jobs(lines(), defaults):
-            assert isinstance(spec, JobSpec)  # every line was checked above
-            already = done.get(spec.key, [])
-            if len(already) >= spec.count:
-                yield Job(spec=spec, done=already)
-                continue
-            try:
-                prepared = prepare(to_request(spec, base), settings, check_output=False)
-            except ImageGenError as exc:
-                yield Job(spec=spec, error=exc, done=already)
-                continue
-            yield Job(spec=spec, prepared=prepared, done=already)
-
-    throttle = Throttle(options.concurrency, options.per_minute)
-    generator = Generator(
-        settings,
-        warn=warn,
-        info=info,
-        cache=cache,
-        policy=RetryPolicy(max_retries=options.max_retries),
-        throttle=throttle,
-    )
-    if on_start is not None:
-        on_start(jobs, pictures)
-    try:
-        outcome = run_jobs(
-            generator, feed(), options, on_saved=on_saved, on_job=on_job, manifest=manifest, keep_jobs=False
-        )
-    finally:
-        generator.close()
-        manifest.close()
-    return BatchRun(outcome, manifest.path, jobs, pictures, throttle.pauses, throttle.decreases)
 
 
 class NotAttempted(ImageGenError):

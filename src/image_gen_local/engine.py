@@ -293,7 +293,6 @@ class Generator:
             warnings.append(note)
         box, resize = geometry.fit(picture.size, plan)
         final = images.transform(picture, box, resize)
-        self.throttle.check()  # the run was interrupted: start no new file
         if prepared.output is not None:
             wanted = images.FORMAT_BY_EXT.get(prepared.output.suffix.lower())
             if wanted:
@@ -302,12 +301,14 @@ class Generator:
                 note = f"{prepared.output.name} holds a {final.format} picture (.{final.ext})"
                 self.warn(note)
                 warnings.append(note)
-            path = files.save_exact(final.data, prepared.output)
+            with self.throttle.saving():  # an interrupted run starts no new file and waits for this one
+                path = files.save_exact(final.data, prepared.output)
         else:
             stem = naming.picture_stem(prepared.prompt, self.clock())
             if prepared.request.count > 1:  # -n 3: -1, -2, -3, so `ls` lists them in order
                 stem = f"{stem}-{index + 1}"
-            path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
+            with self.throttle.saving():
+                path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
         seconds = time.monotonic() - started
         model = str((call.json or call.form or {}).get("model", self.model))
         return SavedImage(

@@ -8,6 +8,7 @@ before they are saved, so no broken file ever reaches the output folder.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +26,9 @@ MAX_INPUT_SIDE = 3072
 # Refuse inputs above this before decoding them (a 100 MP photo is fine, a decompression bomb is not). It is
 # where Pillow itself refuses to open a picture (twice its warning threshold), so the message is accurate.
 MAX_INPUT_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+# An input file's bytes are checked before they are read: a 200-megapixel photo is far smaller as JPEG or
+# PNG; only an uncompressed BMP or TIFF that large is refused (exported compressed, it passes).
+MAX_INPUT_BYTES = 256 * 1024 * 1024
 # The largest picture the server makes is 6336x2688 (17 MP); anything far beyond is hostile or broken.
 MAX_ANSWER_PIXELS = 64_000_000
 # The smallest picture the server makes is 512 px on its short side (1K 21:9); 1x1 or 20000x1 is no picture.
@@ -106,12 +110,21 @@ def load_input(path: Path) -> Upload:
         raise InputImageError(
             f"--image {shown} is not a regular file (a pipe or device?)", "give a picture file"
         )
+    too_large = InputImageError(
+        f"--image {shown} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB",
+        "export it as JPEG or PNG, or smaller",
+    )
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_INPUT_BYTES:
+                raise too_large
+            data = handle.read(MAX_INPUT_BYTES + 1)  # never more: the file may grow while we read
     except OSError as exc:
         raise InputImageError(
             f"--image {shown} cannot be read ({exc.strerror})", "check its permissions"
         ) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise too_large
     if not data:
         raise InputImageError(
             f"--image {shown} is empty", "give a PNG, JPEG, WebP, GIF, BMP, TIFF or HEIC file"

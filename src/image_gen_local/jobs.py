@@ -21,6 +21,7 @@ from .request import ImageRequest, check_request, request_from_options
 
 # Options a job line may set; the rest (server, key, folder, deadline) belong to the whole batch.
 JOB_OPTIONS = ("prompt", "image", "size", "resolution", "aspect_ratio", "count", "output")
+BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def read_jobs(lines: Iterable[str], defaults: dict[str, Any]) -> Iterator[JobSpe
     base = _normalise({k: v for k, v in defaults.items() if v is not None})
     seen: dict[str, int] = {}
     for number, text in enumerate(lines, start=1):
+        if number == 1:  # a byte order mark (Windows editors write one) is not part of the first job
+            text = text.removeprefix(BOM)
         try:
             parsed = parse_line(text)
         except ValueError as exc:

@@ -151,6 +151,10 @@ def check_prompt(prompt: str) -> str:
         raise UsageError("the prompt is empty", "describe the picture, e.g. 'a cute cat, cartoon style'")
     if "\x00" in text:
         raise UsageError("the prompt contains a NUL character", "remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, kept as surrogates (argv, stdin)
+        raise UsageError("the prompt holds bytes that are not UTF-8 text", "write it as UTF-8") from None
     if len(text) > MAX_PROMPT_CHARS:
         raise UsageError(
             f"the prompt is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}", "shorten it"

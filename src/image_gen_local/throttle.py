@@ -12,9 +12,10 @@ spacing and pauses, yet a client cancelling one call stops that call alone.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class Cancelled(Exception):
@@ -53,6 +54,7 @@ class Throttle:
         self._cond = self._gate.cond
         self._cancelled = False
         self._interrupted = False
+        self._saving = 0  # pictures of this run being written to disk right now
 
     def branch(self) -> Throttle:
         """A gate for one more run that shares this one's slots, spacing and pauses, but is cancelled and
@@ -121,22 +123,39 @@ class Throttle:
             self._cond.notify_all()
 
     def interrupt(self) -> None:
-        """Ctrl-C or SIGTERM: like cancel, and no new file may be started either (see `check`)."""
+        """Ctrl-C or SIGTERM: like cancel, and no new file may be started either (see `saving`)."""
         with self._cond:
             self._interrupted = True
         self.cancel()
+
+    def drained(self, timeout: float) -> bool:
+        """After `interrupt`: wait up to `timeout` seconds for the pictures being written to be done."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._saving and (left := end - time.monotonic()) > 0:
+                self._cond.wait(timeout=left)
+            return not self._saving
+
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """Around writing a picture: refused (Cancelled) once the run was interrupted, and waited for by
+        `drained`, so a stopped run never leaves a file half-written (a picture already received is still
+        saved when a failure ends the run, but not when the user stops it)."""
+        with self._cond:
+            if self._interrupted:
+                raise Cancelled
+            self._saving += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._saving -= 1
+                self._cond.notify_all()
 
     def reopen(self) -> None:
         """A new run on the same generator starts with the gate open again."""
         with self._cond:
             self._cancelled = self._interrupted = False
-
-    def check(self) -> None:
-        """Raise Cancelled if the run was interrupted (a picture already received is still saved when a
-        failure ends the run, but not when the user stops it)."""
-        with self._cond:
-            if self._interrupted:
-                raise Cancelled
 
     def sleep(self, seconds: float) -> None:
         """Wait out a retry backoff, but give up at once if the run stops meanwhile."""

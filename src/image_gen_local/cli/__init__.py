@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ def main(
         argv, prog = sys.argv[1:], prog_name(sys.argv[0])
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGTERM, _on_sigterm)
+        _fill_closed_std_fds()
     argv = list(argv)
     console = Console(stdout or sys.stdout, stderr or sys.stderr, prog=prog)
     if not argv:
@@ -63,7 +65,20 @@ def main(
         return ExitCode.UNEXPECTED
 
 
-def _dispatch(command: str, argv: list[str], console: Console, stdin: TextIO, env: dict[str, str]) -> int:
+def _fill_closed_std_fds() -> None:
+    """Started with stdin, stdout or stderr closed (`>&-`): put /dev/null in the gap, so the next file we
+    open (a picture, the manifest) cannot take descriptor 1 or 2 and receive what is written there. Python
+    already set sys.stdout (or stderr, stdin) to None, which is how the console knows the stream is gone."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+
+
+def _dispatch(
+    command: str, argv: list[str], console: Console, stdin: TextIO | None, env: dict[str, str]
+) -> int:
     console.command = command
     rest = argv[1:] if argv[0] in COMMANDS else argv
     if command == "emulator":

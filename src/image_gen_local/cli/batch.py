@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..batch import BatchOptions, BatchRun, Job, run_batch
+from ..batch import BatchOptions, Job, NotAttempted
+from ..batchfile import BatchRun, run_batch
 from ..config import cache_dir
 from ..errors import UsageError
 from ..jobs import parse_rate
@@ -22,6 +23,7 @@ from .args import Parser, connection_options, picture_options, settings_from, wh
 from .console import Console, Terminated, marker
 
 MAX_CONCURRENCY = 16
+MAX_LINE_CHARS = 1_000_000  # a job line: a prompt (32 000 characters at most) and its options, with room
 MAX_RETRIES = 1000
 LISTED_FAILURES = 20
 
@@ -52,29 +54,45 @@ def batch_parser(prog: str) -> Parser:
 
 
 @contextlib.contextmanager
-def _job_file(name: str, stdin: TextIO) -> Iterator[tuple[Path, Path]]:
-    """The job file and the folder its relative paths start from; stdin is spooled so it can be read twice."""
+def _job_file(name: str, stdin: TextIO | None) -> Iterator[tuple[Path, Path]]:
+    """The job file and the folder its relative paths start from; stdin is spooled to a temporary file (on
+    disk, not in memory) so it can be read twice."""
     if name != "-":
         path = Path(name).expanduser()
         if not path.is_file():
             raise UsageError(f"batch file {name} does not exist or is not a file", "check the path")
         yield path, path.resolve().parent
         return
+    fix = "pipe the jobs in as UTF-8 text, one per line, or give the job file's path"
+    if stdin is None:
+        raise UsageError("stdin is closed: there are no jobs to read", fix)
     with tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl") as spool:
-        shutil.copyfileobj(stdin, spool)
-        spool.flush()
+        try:
+            shutil.copyfileobj(stdin, spool)
+            spool.flush()
+        except UnicodeError:  # not UTF-8 (read strictly, or kept as surrogates that cannot be written)
+            raise UsageError("the jobs on stdin are not UTF-8 text", fix) from None
         yield Path(spool.name), Path.cwd()
 
 
 def _lines(path: Path) -> Iterator[str]:
+    """The job file's lines, streamed; a line longer than any job can be is refused, not read whole."""
     try:
         with path.open(encoding="utf-8") as handle:
-            yield from handle
+            for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
+                if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                    raise UsageError(
+                        f"line {number} of batch file {path} is longer than {MAX_LINE_CHARS} characters",
+                        "one job per line: a prompt, or a JSON object",
+                    )
+                yield line
     except UnicodeDecodeError:
         raise UsageError(f"batch file {path} is not UTF-8 text", "save it as UTF-8") from None
 
 
-def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env: Mapping[str, str]) -> int:
+def run_batch_command(
+    argv: Sequence[str], console: Console, stdin: TextIO | None, env: Mapping[str, str]
+) -> int:
     console.json = "--json" in argv
     args = batch_parser(console.prog).parse_args(argv)
     console.verbose = args.verbose
@@ -140,6 +158,8 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
                 on_saved=on_saved,
                 on_job=on_job,
                 on_start=on_start,
+                notice=console.warn,
+                source=None if args.file == "-" else path,
             )
         except (KeyboardInterrupt, Terminated) as exc:
             _interrupted(console, progress[0] if progress else None)
@@ -163,23 +183,27 @@ def _interrupted(console: Console, progress: BatchProgress | None) -> None:
 
 
 def _report(console: Console, run: BatchRun) -> None:
-    """The summary on stderr, with the failed jobs listed."""
+    """The summary on stderr, then what stopped the run and the failed jobs, one line each."""
     outcome, manifest = run.outcome, run.manifest
-    failed = len(outcome.failed)
+    real = [(label, error) for label, error in outcome.failed if not isinstance(error, NotAttempted)]
     skipped = f" ({outcome.skipped} already done before)" if outcome.skipped else ""
+    untried = len(outcome.failed) - len(real)
+    stopped = f", {untried} not attempted (the batch stopped early; rerun it to resume)" if untried else ""
     slowed = (
         f"; the server was overloaded, the batch slowed down {run.slowdowns} time(s)" if run.slowdowns else ""
     )
     if run.pauses:
         slowed += f" and paused {run.pauses} time(s) as asked"
     console.say(
-        f"batch: {outcome.succeeded} of {outcome.total} job(s) done{skipped}, {failed} failed; "
+        f"batch: {outcome.succeeded} of {outcome.total} job(s) done{skipped}, {len(real)} failed{stopped}; "
         f"{outcome.pictures} picture(s) saved in {outcome.seconds:.0f} s{slowed}; manifest {manifest}"
     )
-    for label, error in outcome.failed[:LISTED_FAILURES]:
+    if outcome.error is not None:
+        console.error(outcome.error)
+    for label, error in real[:LISTED_FAILURES]:
         console.say(f"failed: {label}: {error}")
-    if failed > LISTED_FAILURES:
-        console.say(f"… and {failed - LISTED_FAILURES} more failures: see the manifest")
+    if len(real) > LISTED_FAILURES:
+        console.say(f"… and {len(real) - LISTED_FAILURES} more failures: see the manifest")
 
 
 def _document(run: BatchRun, pictures: list[dict[str, Any]]) -> dict[str, Any]:

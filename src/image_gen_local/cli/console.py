@@ -6,6 +6,10 @@ Every stderr line passes the key redactor again, and control characters and term
 made visible instead of acted on. A progress bar, while one is shown, gets every line (stdout's too) written
 above it, so a result line is never glued to the bar. Messages name the command the user actually ran
 (`image-gen`, or `python3 …/scripts/gen.py` in skill mode).
+
+Either stream may be closed (`>&-`, `2>&-`) or turn into a pipe nobody reads. A lost stderr costs only the
+messages: nothing changes. A lost stdout means results could not be delivered: one line on stderr and
+exit 9, never a traceback or exit 1, and the pictures already saved stay saved.
 """
 
 from __future__ import annotations
@@ -46,14 +50,14 @@ class Console:
 
     def __init__(
         self,
-        stdout: TextIO,
-        stderr: TextIO,
+        stdout: TextIO | None,  # None: closed before we started (`>&-`)
+        stderr: TextIO | None,
         secret: str | None = None,
         verbose: bool = False,
         prog: str = PROG,
     ) -> None:
         self.stdout = stdout
-        self.stderr = stderr
+        self.stderr: TextIO = stderr if stderr is not None else _nowhere()
         self.verbose = verbose
         self.prog = prog
         self.json = False  # the command promised one JSON document on stdout, even for a usage error
@@ -75,33 +79,46 @@ class Console:
         with self._lock:
             try:
                 self.results += 1
+                if self.stdout is None:
+                    raise BrokenPipeError
                 if self.write_out is not None:
                     self.write_out(line)
                 else:
                     self.stdout.write(line + "\n")
                     self.stdout.flush()
-            except BrokenPipeError:
+            except (OSError, ValueError):  # EPIPE, EBADF, a closed file
                 # Whoever read our output went away: say so once, and stop writing to the closed pipe.
-                with contextlib.suppress(OSError, ValueError):
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.stdout.fileno())
+                _to_nowhere(self.stdout)
                 raise OutputError(
-                    "stdout was closed before every result was printed", "keep reading it"
+                    "stdout was closed before every result was printed",
+                    "keep it open and reading (the pictures are saved)",
                 ) from None
 
     def usage(self, text: str) -> None:
         """Lines for a person at a terminal (short usage), on stderr, without the prefix."""
         with self._lock:
-            self.stderr.write(text + "\n")
-            self.stderr.flush()
+            self._err(text)
 
     def say(self, message: str) -> None:
         line = self._clean(f"{PROG}: {message}")
         with self._lock:
             if self.write_err is not None:
-                self.write_err(line)
+                try:
+                    self.write_err(line)
+                except (OSError, ValueError):
+                    self.write_err = None
+                    self._err(line)
             else:
-                self.stderr.write(line + "\n")
-                self.stderr.flush()
+                self._err(line)
+
+    def _err(self, line: str) -> None:
+        """A line on stderr; a stderr nobody reads any more is dropped, it changes nothing else."""
+        try:
+            self.stderr.write(line + "\n")
+            self.stderr.flush()
+        except (OSError, ValueError):
+            _to_nowhere(self.stderr)
+            self.stderr = _nowhere()
 
     def warn(self, message: str) -> None:
         self.say(f"warning: {message}")
@@ -124,3 +141,18 @@ class Console:
         ):
             hint = f" (`{self.prog} doctor` checks the server)"
         self.say(f"error: {error}{hint}")
+
+
+def _nowhere() -> TextIO:
+    return open(os.devnull, "w", encoding="utf-8")  # lives as long as the console
+
+
+def _to_nowhere(stream: TextIO | None) -> None:
+    """Point a dead stream's descriptor at /dev/null, so the interpreter's last flush of what is still
+    buffered succeeds instead of printing a traceback and exiting with 120."""
+    if stream is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..request import ImageRequest
 
 COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
+STDIN_SLACK = 4096  # characters of white space around a prompt from stdin, beyond the prompt limit
 # Words that are, or are about to be, commands: a one-word prompt close to one is a typo, not a wish.
 RESERVED = ("help", "history", "gallery", "show", "again", "mcp", "version", "config", "status")
 EXAMPLES = (
@@ -38,7 +39,7 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
         epilog=f"Other commands: {prog} batch | demo | emulator | doctor (each has --help). "
         + defaults_epilog()
         + " Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
-        "7 bad input picture, 8 deadline, 9 output folder.",
+        "7 bad input picture, 8 deadline, 9 output folder, manifest or stdout.",
     )
     parser.add_argument("prompt", help="what to draw, in English; - reads it from stdin")
     picture_options(parser)
@@ -50,10 +51,29 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _request_from(args: argparse.Namespace, stdin: TextIO) -> ImageRequest:
+def read_prompt(stdin: TextIO | None) -> str:
+    """The prompt from stdin, read only up to what a prompt may be: a 10 GB pipe is refused, not swallowed."""
+    from ..request import MAX_PROMPT_CHARS
+
+    fix = "pipe the prompt in as UTF-8 text, or give it as an argument"
+    if stdin is None:
+        raise UsageError("stdin is closed: there is no prompt to read", fix)
+    limit = MAX_PROMPT_CHARS + STDIN_SLACK  # room for blank lines around it
+    try:
+        text = stdin.read(limit + 1)
+    except UnicodeDecodeError:
+        raise UsageError("the prompt on stdin is not UTF-8 text", fix) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the prompt from stdin ({exc.strerror or exc})", fix) from None
+    if len(text) > limit:
+        raise UsageError(f"the prompt on stdin is longer than {MAX_PROMPT_CHARS} characters", "shorten it")
+    return text
+
+
+def _request_from(args: argparse.Namespace, stdin: TextIO | None) -> ImageRequest:
     from ..request import usage_request
 
-    prompt = stdin.read() if args.prompt == "-" else args.prompt
+    prompt = read_prompt(stdin) if args.prompt == "-" else args.prompt
     return usage_request(
         prompt,
         images=args.image,
@@ -91,7 +111,7 @@ def refuse_command_typo(prompt: str, prog: str, commands: Sequence[str]) -> None
 def run_generate(
     argv: Sequence[str],
     console: Console,
-    stdin: TextIO,
+    stdin: TextIO | None,
     env: Mapping[str, str],
     commands: Sequence[str] = (),
 ) -> int:

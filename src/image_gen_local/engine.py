@@ -305,8 +305,8 @@ class Generator:
                 path = files.save_exact(final.data, prepared.output)
         else:
             stem = naming.picture_stem(prepared.prompt, self.clock())
-            if prepared.request.count > 1:  # -n 3: -1, -2, -3, so `ls` lists them in order
-                stem = f"{stem}-{index + 1}"
+            if prepared.request.count > 1:  # -n 3: one time and -1, -2, -3, so `ls` lists them in order
+                stem = f"{naming.picture_stem(prepared.prompt, prepared.made)}-{index + 1}"
             with self.throttle.saving():
                 path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
         seconds = time.monotonic() - started

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +144,9 @@ class Prepared:
     plan: geometry.Plan
     output_dir: Path
     output: Path | None
+    # When the request was prepared: the -n pictures of one request share it in their names, so `ls` lists
+    # -1, -2, -3 in order even when they are saved in different seconds (or out of order).
+    made: datetime = field(default_factory=datetime.now, compare=False)
 
 
 def check_prompt(prompt: str) -> str:

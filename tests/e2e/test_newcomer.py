@@ -308,6 +308,13 @@ def test_n_pictures_are_numbered_so_ls_lists_them_in_order(emulator, out_dir):
     assert run.code == 0 and [n.rsplit("-", 1)[1] for n in names] == ["1.png", "2.png", "3.png"]
 
 
+def test_n_pictures_saved_in_different_seconds_share_one_name_but_their_number(make_emulator, out_dir):
+    slow = make_emulator(latency=1.1)  # at most two at once: the third is saved over a second after the first
+    run = gen(slow, out_dir, "three slow boats", "-n", "3")
+    stems = {p.name.rsplit("-", 1)[0] for p in run.paths}
+    assert run.code == 0 and len(run.paths) == 3 and len(stems) == 1, run.paths
+
+
 # 13. what a real agent reads in SKILL.md -------------------------------------------------------------------
 
 

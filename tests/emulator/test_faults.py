@@ -7,9 +7,11 @@ import json
 import re
 import struct
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from helpers import cli, run_script
 from image_gen_local.emulator import Emulator, EmulatorConfig
 from image_gen_local.emulator.faults import (
     CATALOGUE,
@@ -189,3 +191,25 @@ def test_random_rate_injects_roughly_that_share():
             response.read()
             statuses.append(response.status)
         assert 8 <= statuses.count(500) <= 30 and statuses.count(200) == 60 - statuses.count(500)
+
+
+def readme_fault_table() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    return text.split("## Faults and what the client does", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_fault_table_names_every_fault_of_the_catalogue():
+    table = readme_fault_table()
+    assert [name for name in CATALOGUE if f"`{name}" not in table] == []
+
+
+def test_list_faults_and_help_come_from_the_catalogue():
+    listed = cli("emulator", "--list-faults")
+    assert listed.code == 0
+    assert [line.split()[:2] for line in listed.stdout.splitlines()] == [
+        [f.name, f.recovery] for f in CATALOGUE.values()
+    ]
+    helped = run_script("emulator", "--help")
+    assert helped.returncode == 0
+    names = " ".join(helped.stdout.split()).split("Faults: ", 1)[1].split(". ", 1)[0]
+    assert names.split(", ") == ["ok", *CATALOGUE]

@@ -1,33 +1,56 @@
 """Faults the emulator can inject: the ways the real proxy and its network have been seen to fail.
 
-Each fault has a stable name (`429-retry-delay`, `reset-during`, `bomb`, ...), an optional numeric argument
-(`slow:30`, `huge:500`), and says whether a client should recover from it by retrying. A `FaultPlan` hands
-them out per image request: a scripted sequence first, then at random with a rate over a pool. Pure, apart
-from the plan's lock and random generator.
+One table, `CATALOGUE`, says everything about a fault: its stable name (`429-retry-delay`, `reset-during`,
+`bomb`, ...), a line of description, what a good client does about it, its optional numeric argument
+(`slow:30`, `huge:500`) and its behaviour, a function from the request it hits to the answer sent. The
+parser, `image-gen emulator --list-faults`, the control endpoint and the injection all read that table.
+A `FaultPlan` hands faults out per image request: a scripted sequence first, then at random with a rate
+over a pool. Pure, apart from the plan's lock and random generator.
 """
 
 from __future__ import annotations
 
 import random
-import struct
 import threading
-import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..upstream import (
-    ALL_EXHAUSTED,
-    CAPACITY_EXHAUSTED,
-    NO_IMAGES,
-    NO_QUOTA,
-    PROXY_DISABLED,
-    VALIDATION_REQUIRED,
-)
+from ..upstream import ALL_EXHAUSTED, NO_IMAGES, NO_QUOTA, PROXY_DISABLED
 from .rules import NOT_FOUND_MESSAGE, Reply, chat_completion, empty, json_reply, plain
+from .tricks import (
+    CAPACITY_503,
+    GOOGLE_429,
+    SPA_PAGE,
+    VALIDATION_403,
+    draft_picture,
+    huge_reply,
+    png,
+)
 
 OK = "ok"  # in a script: answer normally
+
+
+Pictures = list[tuple[bytes, str]]
+# Wraps pictures the way the route answers (images API data or chat markdown).
+Answer = Callable[[Pictures], Reply]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a fault's behaviour sees: its argument, the request it hits, and for a late fault the server's
+    own answer (`reply`, and the `pictures` in it)."""
+
+    value: float | None
+    route: str
+    model: str
+    answer: Answer
+    reply: Reply | None = None
+    pictures: Pictures | None = None
+
+
+Behaviour = Callable[[Hit], Reply]
 
 
 @dataclass(frozen=True)
@@ -35,66 +58,197 @@ class Fault:
     name: str
     summary: str
     recovery: str  # what a good client does: retry, retry-once, other-model, take-last or stop
+    act: Behaviour
     late: bool = False  # changes the server's own answer instead of replacing it
     default: float | None = None  # default argument
 
 
-_GOOGLE_429 = (
-    "Max retries exhausted. Last error: Upstream error 429 Too Many Requests: "
-    '{{"error": {{"code": 429, "message": "Resource has been exhausted (e.g. check quota).", '
-    '"status": "RESOURCE_EXHAUSTED", "details": [{{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
-    '"retryDelay": "{delay}s"}}]}}}}'
-)
-_CAPACITY_503 = (
-    "Max retries exhausted. Last error: Upstream error 503 Service Unavailable: "
-    '{"error": {"code": 503, "message": "No capacity available for model on the server", '
-    '"status": "UNAVAILABLE", "details": [{"reason": "' + CAPACITY_EXHAUSTED + '"}]}}'
-)
-_VALIDATION_403 = (
-    'Upstream error 403 Forbidden: {"error": {"code": 403, "message": "'
-    + VALIDATION_REQUIRED
-    + ": verify this "
-    'account at https://accounts.google.com/signin/continue", "status": "PERMISSION_DENIED"}}'
-)
-_SPA_PAGE = (
-    "<!doctype html><html><head><title>Antigravity Tools</title></head><body><div id=app></div></body></html>"
-)
+def _late(
+    spoil: Callable[[Reply, Hit], Reply], any_status: bool = False, pictures: bool = False
+) -> Behaviour:
+    """A late behaviour: it spoils a successful answer (any answer with `any_status`; only one with
+    pictures in it with `pictures`) and leaves a failed one alone, since there is nothing to spoil."""
+
+    def act(hit: Hit) -> Reply:
+        if hit.reply is None:
+            raise ValueError("a late fault needs the server's own answer")
+        if not any_status and hit.reply.status != 200:
+            return hit.reply
+        if pictures and hit.pictures is None:
+            return hit.reply
+        return spoil(hit.reply, hit)
+
+    return act
+
+
+def _content_filter(hit: Hit) -> Reply:
+    body = chat_completion(hit.model, "I can't help create that image.", 0, "chatcmpl-fault")
+    body["choices"][0]["finish_reason"] = "content_filter"
+    return json_reply(200, body)
+
+
+def _truncated(reply: Reply, hit: Hit) -> Reply:
+    payload = reply.payload
+    return replace(reply, body=payload[: max(1, len(payload) // 2)])
+
+
+_MODEL_MISSING = {"error": {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}}
 
 CATALOGUE: dict[str, Fault] = {
     f.name: f
     for f in (
         Fault(
-            "429-retry-delay", "429, plain text with Google's JSON and retryDelay (s)", "retry", default=1.17
+            "429-retry-delay",
+            "429, plain text with Google's JSON and retryDelay (s)",
+            "retry",
+            lambda hit: plain(429, GOOGLE_429.format(delay=f"{hit.value:g}")),
+            default=1.17,
         ),
-        Fault("429-retry-after", "429 with a Retry-After header (s)", "retry", default=1),
-        Fault("429-exhausted", "429 All accounts exhausted", "retry"),
-        Fault("503-capacity", "503 MODEL_CAPACITY_EXHAUSTED", "retry"),
-        Fault("500", "500 Internal error encountered.", "retry"),
-        Fault("reset-before", "connection reset before any answer", "retry"),
-        Fault("reset-during", "connection reset in the middle of the body", "retry", late=True),
-        Fault("truncated-json", "200 with the JSON body cut in half", "retry-once", late=True),
-        Fault("502-no-image", "502 No images generated (usually a silent safety block)", "retry-once"),
-        Fault("empty-data", "200 with no picture in it (data: [])", "retry-once"),
-        Fault("partial", "200 with one picture fewer than asked", "retry-once", late=True),
-        Fault("content-filter", "200 chat answer, text only, finish_reason content_filter", "stop"),
-        Fault("drafts", "two draft pictures before the final one", "take-last", late=True),
-        Fault("slow", "the answer comes after a delay (s)", "stop", late=True, default=30),
-        Fault("503-disabled", "503 Proxy service is currently disabled", "stop"),
-        Fault("502-no-quota", "502 No accounts available with quota for model", "other-model"),
-        Fault("401", "401 with an empty body", "stop"),
-        Fault("403-validation", "403 VALIDATION_REQUIRED (account needs verification)", "stop"),
-        Fault("404-model", "404 JSON Requested entity was not found (model missing)", "other-model"),
-        Fault("413", "413 length limit exceeded", "stop"),
-        Fault("html", "200 with an HTML page", "stop"),
-        Fault("bad-base64", "200 with base64 that is not a picture", "retry-once"),
-        Fault("corrupt-png", "200 with a truncated PNG", "retry-once"),
-        Fault("bomb", "200 with a PNG declaring 50000x50000 pixels", "stop"),
-        Fault("huge", "200 with a body of N MB, streamed (MB)", "stop", default=500),
+        Fault(
+            "429-retry-after",
+            "429 with a Retry-After header (s)",
+            "retry",
+            lambda hit: Reply(429, "Too Many Requests", headers={"Retry-After": f"{hit.value:g}"}),
+            default=1,
+        ),
+        Fault(
+            "429-exhausted",
+            "429 All accounts exhausted",
+            "retry",
+            lambda hit: plain(429, f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted"),
+        ),
+        Fault("503-capacity", "503 MODEL_CAPACITY_EXHAUSTED", "retry", lambda hit: plain(503, CAPACITY_503)),
+        Fault(
+            "500",
+            "500 Internal error encountered.",
+            "retry",
+            lambda hit: plain(500, "Internal error encountered."),
+        ),
+        Fault(
+            "reset-before",
+            "connection reset before any answer",
+            "retry",
+            lambda hit: Reply(200, reset="before"),
+        ),
+        Fault(
+            "reset-during",
+            "connection reset in the middle of the body",
+            "retry",
+            _late(lambda reply, hit: replace(reply, reset="during")),
+            late=True,
+        ),
+        Fault(
+            "truncated-json", "200 with the JSON body cut in half", "retry-once", _late(_truncated), late=True
+        ),
+        Fault(
+            "502-no-image",
+            "502 No images generated (usually a silent safety block)",
+            "retry-once",
+            lambda hit: plain(502, NO_IMAGES),
+        ),
+        Fault("empty-data", "200 with no picture in it (data: [])", "retry-once", lambda hit: hit.answer([])),
+        Fault(
+            "partial",
+            "200 with one picture fewer than asked",
+            "retry-once",
+            _late(lambda reply, hit: hit.answer((hit.pictures or [])[:-1]), pictures=True),
+            late=True,
+        ),
+        Fault(
+            "content-filter",
+            "200 chat answer, text only, finish_reason content_filter",
+            "stop",
+            _content_filter,
+        ),
+        Fault(
+            "drafts",
+            "two draft pictures before the final one",
+            "take-last",
+            _late(
+                lambda reply, hit: hit.answer([draft_picture(), draft_picture(), *(hit.pictures or [])]),
+                pictures=True,
+            ),
+            late=True,
+        ),
+        Fault(
+            "slow",
+            "the answer comes after a delay (s)",
+            "stop",
+            _late(lambda reply, hit: replace(reply, delay=reply.delay + (hit.value or 0)), any_status=True),
+            late=True,
+            default=30,
+        ),
+        Fault(
+            "503-disabled",
+            "503 Proxy service is currently disabled",
+            "stop",
+            lambda hit: plain(503, PROXY_DISABLED),
+        ),
+        Fault(
+            "502-no-quota",
+            "502 No accounts available with quota for model",
+            "other-model",
+            lambda hit: plain(502, f"{NO_QUOTA}: {hit.model}"),
+        ),
+        Fault("401", "401 with an empty body", "stop", lambda hit: empty(401)),
+        Fault(
+            "403-validation",
+            "403 VALIDATION_REQUIRED (account needs verification)",
+            "stop",
+            lambda hit: plain(403, VALIDATION_403),
+        ),
+        Fault(
+            "404-model",
+            "404 JSON Requested entity was not found (model missing)",
+            "other-model",
+            lambda hit: json_reply(404, _MODEL_MISSING),
+        ),
+        Fault("413", "413 length limit exceeded", "stop", lambda hit: plain(413, "length limit exceeded")),
+        Fault(
+            "html",
+            "200 with an HTML page",
+            "stop",
+            lambda hit: Reply(200, SPA_PAGE, content_type="text/html; charset=utf-8"),
+        ),
+        Fault(
+            "bad-base64",
+            "200 with base64 that is not a picture",
+            "retry-once",
+            lambda hit: hit.answer([(bytes(range(256)) * 64, "image/png")]),
+        ),
+        Fault(
+            "corrupt-png",
+            "200 with a truncated PNG",
+            "retry-once",
+            lambda hit: hit.answer([(png(256, 256)[:-600], "image/png")]),
+        ),
+        Fault(
+            "bomb",
+            "200 with a PNG declaring 50000x50000 pixels",
+            "stop",
+            lambda hit: hit.answer([(png(50_000, 50_000, rows=1), "image/png")]),
+        ),
+        Fault(
+            "huge",
+            "200 with a body of N MB, streamed (MB)",
+            "stop",
+            lambda hit: huge_reply(int((hit.value or 500) * 1024 * 1024)),
+            default=500,
+        ),
     )
 }
 RECOVERIES = ("retry", "retry-once", "other-model", "take-last", "stop")
 # Faults a healthy-but-busy real server produces: the random pool by default.
 TRANSIENT = tuple(name for name, fault in CATALOGUE.items() if fault.recovery == "retry")
+
+
+def listing() -> list[str]:
+    """One line per fault, for `image-gen emulator --list-faults`: name, what a client does, description."""
+    lines = []
+    for fault in CATALOGUE.values():
+        default = f" (default {fault.default:g})" if fault.default is not None else ""
+        lines.append(f"{fault.name:16} {fault.recovery:12} {fault.summary}{default}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -203,119 +357,17 @@ class FaultPlan:
             }
 
 
-# --- what each fault answers ---------------------------------------------------------------------------
-
-Pictures = list[tuple[bytes, str]]
-Answer = Callable[
-    [Pictures], Reply
-]  # wraps pictures the way the route answers (images data or chat markdown)
-
-
-def early_reply(spec: FaultSpec, route: str, model: str, answer: Answer) -> Reply:
-    """The answer of a fault that replaces the server's own."""
-    name, value = spec.name, spec.value
-    if name == "429-retry-delay":
-        return plain(429, _GOOGLE_429.format(delay=f"{value:g}"))
-    if name == "429-retry-after":
-        return Reply(429, "Too Many Requests", headers={"Retry-After": f"{value:g}"})
-    if name == "429-exhausted":
-        return plain(429, f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted")
-    if name == "503-capacity":
-        return plain(503, _CAPACITY_503)
-    if name == "500":
-        return plain(500, "Internal error encountered.")
-    if name == "reset-before":
-        return Reply(200, reset="before")
-    if name == "502-no-image":
-        return plain(502, NO_IMAGES)
-    if name == "empty-data":
-        return answer([])
-    if name == "content-filter":
-        body = chat_completion(model, "I can't help create that image.", 0, "chatcmpl-fault")
-        body["choices"][0]["finish_reason"] = "content_filter"
-        return json_reply(200, body)
-    if name == "503-disabled":
-        return plain(503, PROXY_DISABLED)
-    if name == "502-no-quota":
-        return plain(502, f"{NO_QUOTA}: {model}")
-    if name == "401":
-        return empty(401)
-    if name == "403-validation":
-        return plain(403, _VALIDATION_403)
-    if name == "404-model":
-        error = {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}
-        return json_reply(404, {"error": error})
-    if name == "413":
-        return plain(413, "length limit exceeded")
-    if name == "html":
-        return Reply(200, _SPA_PAGE, content_type="text/html; charset=utf-8")
-    if name == "bad-base64":
-        return answer([(bytes(range(256)) * 64, "image/png")])
-    if name == "corrupt-png":
-        return answer([(_png(256, 256)[:-600], "image/png")])
-    if name == "bomb":
-        return answer([(_png(50_000, 50_000, rows=1), "image/png")])
-    if name == "huge":
-        return huge_reply(int((value or 500) * 1024 * 1024))
-    raise ValueError(f"{name} is not an early fault")
-
-
-def late_reply(spec: FaultSpec, reply: Reply, pictures: Pictures | None, answer: Answer) -> Reply:
-    """Change the server's own answer: delay it, cut it, drop a picture, put drafts in front."""
-    name = spec.name
-    if name == "slow":
-        return replace(reply, delay=reply.delay + (spec.value or 0))
-    if reply.status != 200:
-        return reply  # the request failed on its own: nothing to spoil
-    if name == "reset-during":
-        return replace(reply, reset="during")
-    if name == "truncated-json":
-        payload = reply.payload
-        return replace(reply, body=payload[: max(1, len(payload) // 2)])
-    if pictures is None:
-        return reply
-    if name == "partial":
-        return answer(pictures[:-1])
-    if name == "drafts":
-        return answer([draft_picture(), draft_picture(), *pictures])
-    raise ValueError(f"{name} is not a late fault")
-
-
-def huge_reply(size: int) -> Reply:
-    """A JSON answer of `size` bytes generated while it is sent, never held in memory."""
-    head = b'{"created": 1, "data": [{"b64_json": "'
-    tail = b'"}]}'
-    filler = b"A" * (1024 * 1024)
-
-    def chunks() -> Iterator[bytes]:
-        yield head
-        left = size - len(head) - len(tail)
-        while left > 0:
-            piece = filler[: min(left, len(filler))]
-            left -= len(piece)
-            yield piece
-        yield tail
-
-    return Reply(200, content_type="application/json", chunks=chunks, length=size)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png(width: int, height: int, rows: int | None = None) -> bytes:
-    """A grey RGB PNG; with `rows`, only that many rows of pixel data (a header that lies about the size)."""
-    count = height if rows is None else rows
-    raw = b"".join(b"\x00" + bytes([128, 128, 128]) * width for _ in range(count))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(raw))
-        + _chunk(b"IEND", b"")
-    )
-
-
-def draft_picture() -> tuple[bytes, str]:
-    """A small grey picture standing for a draft "thought" image."""
-    return _png(256, 256), "image/png"
+def inject(
+    spec: FaultSpec,
+    route: str,
+    model: str,
+    answer: Answer,
+    reply: Reply | None = None,
+    pictures: Pictures | None = None,
+) -> Reply:
+    """The answer a fault gives: an early fault replaces the server's answer, so it is called without one;
+    a late fault changes the server's own `reply` (delays it, cuts it, drops or adds pictures)."""
+    if spec.fault.late != (reply is not None):
+        kind = "late" if spec.fault.late else "early"
+        raise ValueError(f"{spec.name} is a {kind} fault")
+    return spec.fault.act(Hit(spec.value, route, model, answer, reply, pictures))

@@ -12,10 +12,10 @@ import io
 import json
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from image_gen_local.emulator import App, EmulatorConfig, Reply, Request
-from image_gen_local.emulator.faults import CATALOGUE
+from image_gen_local.emulator.faults import CATALOGUE, parse_spec
 from image_gen_local.upstream import EMULATOR_HEADER, EMULATOR_HEADER_VALUE
 
 JSON = {"Content-Type": "application/json"}
@@ -152,13 +152,35 @@ EARLY = {
     "corrupt-png": (200, b'{"created"'),
     "bomb": (200, b'{"created"'),
     "huge": (200, None),
+    "redirect-loop": (302, b""),
+    "hang-download": (200, b'{"created": 0, "data": [{"url": "http://127.0.0.1:8045/emulator/hang/600"}]}'),
+    "file-url": (200, b'{"created": 0, "data": [{"url": "file:///etc/passwd"}]}'),
+    "gzip-bomb": (200, b"\x1f\x8b"),
+    "deflate-bomb": (200, b"\x78\xda"),
+    "500-gzip-bomb": (500, b"\x1f\x8b"),
+    "lying-encoding": (200, b'{"data": []}'),
+    "error-cut-short": (401, b"bad key"),
+    "wrong-shape": (200, b'{"choices": 5, "data": 5}'),
+    "nested-json": (200, b"[[[[[[[[[["),
+    "markdown-bait": (200, b'{"choices": [{"message": {"role": "assistant", "content": "![![![!['),
+    "error-in-200": (200, b'{"error": {"code": 429'),
+    "429-zero-wait": (429, b"Max retries exhausted."),
+    "key-echo": (401, b"x" * 220 + b" invalid api key sk-mine rejected"),
+    "terminal-escapes": (400, b"Bad request: \x1b]0;"),
+    "degenerate": (200, b'{"created"'),
 }
+IMAGE_FAULTS = [name for name, fault in CATALOGUE.items() if fault.target == "images"]
 
 
-@pytest.mark.parametrize("name", [name for name, fault in CATALOGUE.items() if not fault.late])
+@pytest.mark.parametrize("name", [name for name in IMAGE_FAULTS if not CATALOGUE[name].late])
 def test_every_early_fault_replaces_the_answer_and_is_recorded(name):
     app = App(EmulatorConfig(faults=name))
-    reply = post(app, {"prompt": "x", "model": "gemini-3-pro-image"})
+    reply = post(
+        app,
+        {"prompt": "x", "model": "gemini-3-pro-image"},
+        Host="127.0.0.1:8045",
+        Authorization="Bearer sk-mine",
+    )
     status, start = EARLY[name]
     assert reply.status == status
     if start is not None:
@@ -202,3 +224,66 @@ def test_the_control_endpoint_changes_the_plan():
     assert post(app, {"prompt": "x"}).status == 503
     bad = app.answer(Request("POST", "/emulator/faults", JSON, b'{"script": ["nope"]}'))
     assert bad.status == 400 and b"unknown fault" in bad.payload
+
+
+def test_models_faults_wait_for_a_models_request_and_image_faults_for_an_image_request():
+    app = App(EmulatorConfig(faults="models-wrong-shape,500"))
+    assert post(app, {"prompt": "x"}).status == 500  # the image request takes the first image fault
+    assert json.loads(app.answer(Request("GET", "/v1/models")).payload)["data"] == 5
+    assert app.requests[-1].fault == "models-wrong-shape"
+    assert json.loads(app.answer(Request("GET", "/v1/models")).payload)["data"]  # then a real list
+    app.plan.push([parse_spec("models-slow:9")])
+    assert app.answer(Request("GET", "/v1/models")).delay == 9
+
+
+def test_the_random_pool_never_draws_a_models_fault_for_an_image_request():
+    app = App(EmulatorConfig(fault_rate=1.0, fault_pool="models-wrong-shape,500", seed=1))
+    assert {post(app, {"prompt": "x"}).status for _ in range(5)} == {500}
+
+
+def reshaped(name: str, body: dict | None = None) -> Image.Image:
+    app = App(EmulatorConfig(faults=name))
+    reply = post(app, body or {"prompt": "x", "size": "16:9", "style": "none"})
+    assert reply.status == 200 and app.requests[-1].fault == name
+    image = picture(reply)
+    image.load()
+    return image
+
+
+def test_a_rotated_answer_is_stored_sideways_and_says_how_to_turn_it():
+    image = reshaped("rotated")
+    assert image.size == (768, 1376) and image.getexif()[0x0112] == 6
+    assert "synthetic" in image.info["Comment"]
+    assert ImageOps.exif_transpose(image).size == (1376, 768)
+
+
+PICTURE_FORMS = [
+    ("cmyk", "JPEG", "CMYK", 1),
+    ("16-bit", "PNG", "I;16", 1),
+    ("animated", "GIF", "P", 3),
+    ("transparent", "PNG", "RGBA", 1),
+]
+
+
+@pytest.mark.parametrize(("name", "fmt", "mode", "frames"), PICTURE_FORMS)
+def test_awkward_picture_forms_keep_the_servers_size(name, fmt, mode, frames):
+    image = reshaped(name)
+    assert (image.format, image.mode, image.size) == (fmt, mode, (1376, 768))
+    assert getattr(image, "n_frames", 1) == frames
+    if name == "transparent":
+        assert image.getextrema()[3] == (0, 0)
+
+
+def test_a_degenerate_answer_is_one_pixel():
+    assert reshaped("degenerate").size == (1, 1)
+
+
+def test_the_faults_own_endpoints_answer_any_method_without_a_key():
+    app = App(EmulatorConfig(api_key="k"))
+    for method in ("GET", "POST"):
+        loop = app.answer(Request(method, "/emulator/redirect-loop"))
+        assert (loop.status, loop.headers["Location"]) == (302, "/emulator/redirect-loop")
+    hang = app.answer(Request("GET", "/emulator/hang/42"))
+    assert (hang.status, hang.delay, hang.content_type) == (200, 42, "image/png")
+    assert Image.open(io.BytesIO(hang.payload)).size == (256, 256)
+    assert app.answer(Request("GET", "/emulator/hang/soon")).status == 401

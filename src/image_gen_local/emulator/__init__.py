@@ -11,8 +11,9 @@ and can drill every fault the client survives. It imports nothing of the client 
     synthetic.py  the pictures, loudly labelled as synthetic
 """
 
-from .app import App, Request
+from .app import App
 from .faults import CATALOGUE, TRANSIENT
+from .intake import Request
 from .rules import Reply
 from .server import Emulator, EmulatorConfig, RecordedRequest, serve
 

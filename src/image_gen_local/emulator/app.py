@@ -16,12 +16,22 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..upstream import EMULATOR_HEADER, EMULATOR_HEADER_VALUE, FLASH_IMAGE, PRO_IMAGE
-from .faults import FaultPlan, FaultSpec, Pictures, inject, parse_pool, parse_specs
+from .faults import (
+    IMAGES,
+    MODELS,
+    Answer,
+    FaultPlan,
+    FaultSpec,
+    Pictures,
+    inject,
+    parse_pool,
+    parse_specs,
+)
+from .intake import Request
 from .rules import (
     FORMATS,
     IMAGE_ROUTES,
@@ -48,6 +58,7 @@ from .rules import (
     upstream_image_error,
 )
 from .synthetic import render_job
+from .tricks import helper_reply
 
 
 @dataclass
@@ -193,38 +204,23 @@ def control(plan: FaultPlan, method: str, content_type: str | None, raw: bytes) 
 # --------------------------------------------------------------------------------------- the application
 
 
-@dataclass
-class Request:
-    """One HTTP request as the application sees it; header names are looked up case-insensitively.
-
-    `unreadable` is set by the HTTP edge when it could not read the body (a bad Content-Length, a body over
-    the limit): the application then records the request and answers that.
-    """
-
-    method: str
-    path: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    unreadable: Reply | None = None
-    received: float = 0.0  # time.monotonic() when it arrived; 0 means "now"
-
-    def __post_init__(self) -> None:
-        self.headers = {name.lower(): value for name, value in dict(self.headers).items()}
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-
 def authorized(request: Request, api_key: str | None) -> bool:
-    """auth.rs: the first of Authorization / x-api-key / x-goog-api-key present is the key presented."""
+    """No key configured lets everyone in; else the key presented must be exactly it (never an empty one)."""
     if api_key is None:
         return True
-    for name in ("Authorization", "x-api-key", "x-goog-api-key"):
-        value = request.header(name)
-        if value is not None:
-            presented = value.removeprefix("Bearer ") if name == "Authorization" else value
-            return bool(api_key) and hmac.compare_digest(presented.encode(), api_key.encode())
-    return False
+    presented = request.key()
+    if presented is None or not api_key:
+        return False
+    return hmac.compare_digest(presented.encode(), api_key.encode())
+
+
+def _fault_target(method: str, route: str) -> str | None:
+    """Which faults a request can be handed: image faults on image POSTs, models faults on model lists."""
+    if method == "POST" and route in IMAGE_ROUTES:
+        return IMAGES
+    if method in ("GET", "HEAD") and route == "models":
+        return MODELS
+    return None
 
 
 class App:
@@ -270,19 +266,21 @@ class App:
         content_type, raw = request.header("Content-Type"), request.body
         if route == "control":
             return control(self.plan, request.method, content_type, raw)
-        fault: FaultSpec | None = None
-        if request.method == "POST" and route in IMAGE_ROUTES:
-            item = self.plan.next()
-            if isinstance(item, Reply):
-                record.scripted = True
+        helper = helper_reply(request.path)  # the faults' own endpoints: a redirect loop, a hanging download
+        if helper is not None:
+            return helper
+        target = _fault_target(request.method, route)
+        item = self.plan.next(target) if target else None
+        if isinstance(item, Reply):
+            record.scripted = True
+            record.body, record.files = peek(route, content_type, raw)
+            return item
+        if item is not None and not item.fault.late:
+            record.scripted, record.fault = True, str(item)
+            if target == IMAGES:
                 record.body, record.files = peek(route, content_type, raw)
-                return item
-            if item is not None and not item.fault.late:
-                record.scripted, record.fault = True, str(item)
-                record.body, record.files = peek(route, content_type, raw)
-                model = str(record.body.get("model") or PRO_IMAGE)
-                return inject(item, route, model, lambda pictures: pictures_reply(route, model, pictures))
-            fault = item
+            model = str(record.body.get("model") or PRO_IMAGE)
+            return inject(item, request, route, model, lambda found: pictures_reply(route, model, found))
         if route != "health" and not record.authorized:
             return empty(401)
         if route == "other":
@@ -292,18 +290,31 @@ class App:
         if route == "health":
             return json_reply(200, {"status": "ok", "emulator": True, "synthetic": True})
         if route == "models":
-            return json_reply(200, model_list(self.config.models))
+            reply = json_reply(200, model_list(self.config.models))
+            return self._spoilt(item, request, record, route, reply, None, lambda found: reply)
         plan, unreadable = self._plan(route, content_type, raw, record)
         if unreadable is not None:
             return unreadable  # nothing would reach upstream: no fault to apply
         reply, pictures = execute(plan, record, self.config)
+        job = plan if isinstance(plan, ImageJob) else None
+        answer = (lambda found: job_reply(job, found)) if job else (lambda found: reply)
+        return self._spoilt(item, request, record, route, reply, pictures, answer)
+
+    @staticmethod
+    def _spoilt(
+        fault: FaultSpec | None,
+        request: Request,
+        record: RecordedRequest,
+        route: str,
+        reply: Reply,
+        pictures: Pictures | None,
+        answer: Answer,
+    ) -> Reply:
+        """The server's own answer, changed by a late fault if one was handed out for this request."""
         if fault is None:
             return reply
         record.scripted, record.fault = True, str(fault)
-        job = plan if isinstance(plan, ImageJob) else None
-        model = job.model if job else record.model or PRO_IMAGE
-        answer = (lambda found: job_reply(job, found)) if job else (lambda found: reply)
-        return inject(fault, route, model, answer, reply, pictures)
+        return inject(fault, request, route, record.model or PRO_IMAGE, answer, reply, pictures)
 
     def _plan(
         self, route: str, content_type: str | None, raw: bytes, record: RecordedRequest

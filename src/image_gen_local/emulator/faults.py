@@ -1,11 +1,10 @@
-"""Faults the emulator can inject: the ways the real proxy and its network have been seen to fail.
+"""The faults the emulator injects, and the plan that hands them out.
 
-One table, `CATALOGUE`, says everything about a fault: its stable name (`429-retry-delay`, `reset-during`,
-`bomb`, ...), a line of description, what a good client does about it, its optional numeric argument
-(`slow:30`, `huge:500`) and its behaviour, a function from the request it hits to the answer sent. The
-parser, `image-gen emulator --list-faults`, the control endpoint and the injection all read that table.
-A `FaultPlan` hands faults out per image request: a scripted sequence first, then at random with a rate
-over a pool. Pure, apart from the plan's lock and random generator.
+What each fault is and does lives in one table, `catalogue.CATALOGUE`. Here: reading fault specs
+(`name` or `name:number`, `ok` for "answer normally"), the `FaultPlan` that hands faults out, a scripted
+sequence first, then at random with a rate over a pool, and `inject`, which applies one. Each scripted
+item waits for a request of its kind: image requests take answers, `ok` and image faults; `/v1/models`
+takes the faults aimed at it. Pure, apart from the plan's lock and random generator.
 """
 
 from __future__ import annotations
@@ -13,242 +12,24 @@ from __future__ import annotations
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from ..upstream import ALL_EXHAUSTED, NO_IMAGES, NO_QUOTA, PROXY_DISABLED
-from .rules import NOT_FOUND_MESSAGE, Reply, chat_completion, empty, json_reply, plain
-from .tricks import (
-    CAPACITY_503,
-    GOOGLE_429,
-    SPA_PAGE,
-    VALIDATION_403,
-    draft_picture,
-    huge_reply,
-    png,
-)
+from .catalogue import CATALOGUE as CATALOGUE
+from .catalogue import IMAGES as IMAGES
+from .catalogue import MODELS as MODELS
+from .catalogue import RECOVERIES as RECOVERIES
+from .catalogue import TRANSIENT as TRANSIENT
+from .catalogue import Fault as Fault
+from .catalogue import listing as listing
+from .intake import Request
+from .rules import Reply
+from .tricks import Answer as Answer
+from .tricks import Hit as Hit
+from .tricks import Pictures as Pictures
 
 OK = "ok"  # in a script: answer normally
-
-
-Pictures = list[tuple[bytes, str]]
-# Wraps pictures the way the route answers (images API data or chat markdown).
-Answer = Callable[[Pictures], Reply]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """What a fault's behaviour sees: its argument, the request it hits, and for a late fault the server's
-    own answer (`reply`, and the `pictures` in it)."""
-
-    value: float | None
-    route: str
-    model: str
-    answer: Answer
-    reply: Reply | None = None
-    pictures: Pictures | None = None
-
-
-Behaviour = Callable[[Hit], Reply]
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    summary: str
-    recovery: str  # what a good client does: retry, retry-once, other-model, take-last or stop
-    act: Behaviour
-    late: bool = False  # changes the server's own answer instead of replacing it
-    default: float | None = None  # default argument
-
-
-def _late(
-    spoil: Callable[[Reply, Hit], Reply], any_status: bool = False, pictures: bool = False
-) -> Behaviour:
-    """A late behaviour: it spoils a successful answer (any answer with `any_status`; only one with
-    pictures in it with `pictures`) and leaves a failed one alone, since there is nothing to spoil."""
-
-    def act(hit: Hit) -> Reply:
-        if hit.reply is None:
-            raise ValueError("a late fault needs the server's own answer")
-        if not any_status and hit.reply.status != 200:
-            return hit.reply
-        if pictures and hit.pictures is None:
-            return hit.reply
-        return spoil(hit.reply, hit)
-
-    return act
-
-
-def _content_filter(hit: Hit) -> Reply:
-    body = chat_completion(hit.model, "I can't help create that image.", 0, "chatcmpl-fault")
-    body["choices"][0]["finish_reason"] = "content_filter"
-    return json_reply(200, body)
-
-
-def _truncated(reply: Reply, hit: Hit) -> Reply:
-    payload = reply.payload
-    return replace(reply, body=payload[: max(1, len(payload) // 2)])
-
-
-_MODEL_MISSING = {"error": {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}}
-
-CATALOGUE: dict[str, Fault] = {
-    f.name: f
-    for f in (
-        Fault(
-            "429-retry-delay",
-            "429, plain text with Google's JSON and retryDelay (s)",
-            "retry",
-            lambda hit: plain(429, GOOGLE_429.format(delay=f"{hit.value:g}")),
-            default=1.17,
-        ),
-        Fault(
-            "429-retry-after",
-            "429 with a Retry-After header (s)",
-            "retry",
-            lambda hit: Reply(429, "Too Many Requests", headers={"Retry-After": f"{hit.value:g}"}),
-            default=1,
-        ),
-        Fault(
-            "429-exhausted",
-            "429 All accounts exhausted",
-            "retry",
-            lambda hit: plain(429, f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted"),
-        ),
-        Fault("503-capacity", "503 MODEL_CAPACITY_EXHAUSTED", "retry", lambda hit: plain(503, CAPACITY_503)),
-        Fault(
-            "500",
-            "500 Internal error encountered.",
-            "retry",
-            lambda hit: plain(500, "Internal error encountered."),
-        ),
-        Fault(
-            "reset-before",
-            "connection reset before any answer",
-            "retry",
-            lambda hit: Reply(200, reset="before"),
-        ),
-        Fault(
-            "reset-during",
-            "connection reset in the middle of the body",
-            "retry",
-            _late(lambda reply, hit: replace(reply, reset="during")),
-            late=True,
-        ),
-        Fault(
-            "truncated-json", "200 with the JSON body cut in half", "retry-once", _late(_truncated), late=True
-        ),
-        Fault(
-            "502-no-image",
-            "502 No images generated (usually a silent safety block)",
-            "retry-once",
-            lambda hit: plain(502, NO_IMAGES),
-        ),
-        Fault("empty-data", "200 with no picture in it (data: [])", "retry-once", lambda hit: hit.answer([])),
-        Fault(
-            "partial",
-            "200 with one picture fewer than asked",
-            "retry-once",
-            _late(lambda reply, hit: hit.answer((hit.pictures or [])[:-1]), pictures=True),
-            late=True,
-        ),
-        Fault(
-            "content-filter",
-            "200 chat answer, text only, finish_reason content_filter",
-            "stop",
-            _content_filter,
-        ),
-        Fault(
-            "drafts",
-            "two draft pictures before the final one",
-            "take-last",
-            _late(
-                lambda reply, hit: hit.answer([draft_picture(), draft_picture(), *(hit.pictures or [])]),
-                pictures=True,
-            ),
-            late=True,
-        ),
-        Fault(
-            "slow",
-            "the answer comes after a delay (s)",
-            "stop",
-            _late(lambda reply, hit: replace(reply, delay=reply.delay + (hit.value or 0)), any_status=True),
-            late=True,
-            default=30,
-        ),
-        Fault(
-            "503-disabled",
-            "503 Proxy service is currently disabled",
-            "stop",
-            lambda hit: plain(503, PROXY_DISABLED),
-        ),
-        Fault(
-            "502-no-quota",
-            "502 No accounts available with quota for model",
-            "other-model",
-            lambda hit: plain(502, f"{NO_QUOTA}: {hit.model}"),
-        ),
-        Fault("401", "401 with an empty body", "stop", lambda hit: empty(401)),
-        Fault(
-            "403-validation",
-            "403 VALIDATION_REQUIRED (account needs verification)",
-            "stop",
-            lambda hit: plain(403, VALIDATION_403),
-        ),
-        Fault(
-            "404-model",
-            "404 JSON Requested entity was not found (model missing)",
-            "other-model",
-            lambda hit: json_reply(404, _MODEL_MISSING),
-        ),
-        Fault("413", "413 length limit exceeded", "stop", lambda hit: plain(413, "length limit exceeded")),
-        Fault(
-            "html",
-            "200 with an HTML page",
-            "stop",
-            lambda hit: Reply(200, SPA_PAGE, content_type="text/html; charset=utf-8"),
-        ),
-        Fault(
-            "bad-base64",
-            "200 with base64 that is not a picture",
-            "retry-once",
-            lambda hit: hit.answer([(bytes(range(256)) * 64, "image/png")]),
-        ),
-        Fault(
-            "corrupt-png",
-            "200 with a truncated PNG",
-            "retry-once",
-            lambda hit: hit.answer([(png(256, 256)[:-600], "image/png")]),
-        ),
-        Fault(
-            "bomb",
-            "200 with a PNG declaring 50000x50000 pixels",
-            "stop",
-            lambda hit: hit.answer([(png(50_000, 50_000, rows=1), "image/png")]),
-        ),
-        Fault(
-            "huge",
-            "200 with a body of N MB, streamed (MB)",
-            "stop",
-            lambda hit: huge_reply(int((hit.value or 500) * 1024 * 1024)),
-            default=500,
-        ),
-    )
-}
-RECOVERIES = ("retry", "retry-once", "other-model", "take-last", "stop")
-# Faults a healthy-but-busy real server produces: the random pool by default.
-TRANSIENT = tuple(name for name, fault in CATALOGUE.items() if fault.recovery == "retry")
-
-
-def listing() -> list[str]:
-    """One line per fault, for `image-gen emulator --list-faults`: name, what a client does, description."""
-    lines = []
-    for fault in CATALOGUE.values():
-        default = f" (default {fault.default:g})" if fault.default is not None else ""
-        lines.append(f"{fault.name:16} {fault.recovery:12} {fault.summary}{default}")
-    return lines
 
 
 @dataclass(frozen=True)
@@ -322,7 +103,7 @@ class FaultPlan:
                 self.rate = rate
             if pool is not None:
                 specs = [parse_spec(name) for name in pool]
-                self.pool = tuple(spec for spec in specs if spec is not None)
+                self.pool = tuple(spec for spec in specs if spec is not None and spec.fault.target == IMAGES)
             if seed is not None or not hasattr(self, "_rng"):
                 self._rng = random.Random(seed)
 
@@ -335,10 +116,15 @@ class FaultPlan:
             self._script.clear()
             self.rate = 0.0
 
-    def next(self) -> FaultSpec | Reply | None:
+    def next(self, target: str = IMAGES) -> FaultSpec | Reply | None:
+        """The first scripted item for this kind of request, else (for image requests) a random draw."""
         with self._lock:
-            if self._script:
-                return self._script.popleft()
+            for index, item in enumerate(self._script):
+                if _target(item) == target:
+                    del self._script[index]
+                    return item
+            if target != IMAGES:
+                return None
             if self.rate > 0 and self.pool and self._rng.random() < self.rate:
                 return self._rng.choice(self.pool)
             return None
@@ -351,14 +137,25 @@ class FaultPlan:
                 "rate": self.rate,
                 "pool": [str(spec) for spec in self.pool],
                 "catalogue": [
-                    {"name": f.name, "summary": f.summary, "recovery": f.recovery, "default": f.default}
+                    {
+                        "name": f.name,
+                        "summary": f.summary,
+                        "recovery": f.recovery,
+                        "default": f.default,
+                        "target": f.target,
+                    }
                     for f in CATALOGUE.values()
                 ],
             }
 
 
+def _target(item: FaultSpec | Reply | None) -> str:
+    return item.fault.target if isinstance(item, FaultSpec) else IMAGES
+
+
 def inject(
     spec: FaultSpec,
+    request: Request,
     route: str,
     model: str,
     answer: Answer,
@@ -370,4 +167,4 @@ def inject(
     if spec.fault.late != (reply is not None):
         kind = "late" if spec.fault.late else "early"
         raise ValueError(f"{spec.name} is a {kind} fault")
-    return spec.fault.act(Hit(spec.value, route, model, answer, reply, pictures))
+    return spec.fault.act(Hit(spec.value, route, model, answer, request, reply, pictures))

@@ -13,6 +13,7 @@ decided in app.py, rules.py and faults.py; its pictures are drawn in synthetic.p
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import socketserver
 import struct
@@ -23,8 +24,9 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .app import App, EmulatorConfig, RecordedRequest, Request
+from .app import App, EmulatorConfig, RecordedRequest
 from .faults import FaultPlan, parse_spec
+from .intake import Request
 from .rules import MAX_BODY, Reply, plain
 
 __all__ = ["Emulator", "EmulatorConfig", "RecordedRequest", "Reply", "serve"]
@@ -34,6 +36,24 @@ class _BodyError(Exception):
     def __init__(self, reply: Reply) -> None:
         super().__init__(reply.status)
         self.reply = reply
+
+
+class _Trickle(io.BufferedIOBase):
+    """A writer that sends one byte every `pace` seconds: the `trickle` fault."""
+
+    def __init__(self, out: Any, pace: float) -> None:
+        super().__init__()
+        self.out, self.pace = out, pace
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        for byte in bytes(data):
+            self.out.write(bytes([byte]))
+            self.out.flush()
+            time.sleep(self.pace)
+        return len(data)
 
 
 class _Server(ThreadingHTTPServer):
@@ -154,7 +174,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.server.reset(self.connection)
             return
+        if reply.pace > 0:  # a trickle: every byte of the answer, status line first, one at a time
+            self.close_connection = True
+            out, self.wfile = self.wfile, _Trickle(self.wfile, reply.pace)
+            try:
+                self._write(reply)
+            finally:
+                self.wfile = out
+            return
+        self._write(reply)
+
+    def _write(self, reply: Reply) -> None:
         payload = reply.payload
+        length = reply.length if reply.length is not None else len(payload)
+        if length > len(payload) and reply.chunks is None:
+            self.close_connection = True  # a body cut short: the connection ends where the bytes do
         names = {name.lower() for name in reply.headers}
         self.send_response(reply.status)
         if reply.content_type and "content-type" not in names:
@@ -164,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         if self.close_connection and "connection" not in names:
             self.send_header("Connection", "close")
-        self.send_header("Content-Length", str(reply.length if reply.chunks else len(payload)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
         if self.command == "HEAD":
             return

@@ -237,22 +237,25 @@ def render_picture(job: ImageJob, index: int, thumbs: Sequence[Image.Image] = ()
     return img
 
 
-def encode_picture(img: Image.Image, image_format: str) -> tuple[bytes, str]:
-    """Encode fast (PNG level 1) and label the file itself as synthetic, in PNG text chunks or EXIF."""
+def encode_picture(img: Image.Image, image_format: str, orientation: int = 1) -> tuple[bytes, str]:
+    """Encode fast (PNG level 1) and label the file itself as synthetic, in PNG text chunks or EXIF; an
+    `orientation` other than 1 is written as EXIF orientation (the `rotated` fault)."""
     buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0131] = PNG_SOFTWARE  # Software
+    exif[0x010E] = PNG_COMMENT  # ImageDescription
+    if orientation != 1:
+        exif[0x0112] = orientation
     if image_format == "png":
         info = PngImagePlugin.PngInfo()
         info.add_text("Software", PNG_SOFTWARE)
         info.add_text("Comment", PNG_COMMENT)
-        img.save(buffer, "PNG", pnginfo=info, compress_level=1)
+        extra = {"exif": exif.tobytes()} if orientation != 1 else {}
+        img.save(buffer, "PNG", pnginfo=info, compress_level=1, **extra)
+    elif image_format == "jpeg":
+        img.save(buffer, "JPEG", quality=90, exif=exif.tobytes(), comment=PNG_COMMENT)
     else:
-        exif = Image.Exif()
-        exif[0x0131] = PNG_SOFTWARE  # Software
-        exif[0x010E] = PNG_COMMENT  # ImageDescription
-        if image_format == "jpeg":
-            img.save(buffer, "JPEG", quality=90, exif=exif.tobytes(), comment=PNG_COMMENT)
-        else:
-            img.save(buffer, "WEBP", quality=90, method=0, exif=exif.tobytes())
+        img.save(buffer, "WEBP", quality=90, method=0, exif=exif.tobytes())
     return buffer.getvalue(), format_mime(image_format)
 
 

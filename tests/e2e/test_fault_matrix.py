@@ -1,7 +1,9 @@
 """Every fault x {text-to-image, image-to-image, -n 3}: the documented outcome, and a clean output folder.
 
 Real HTTP, real SDK, real Pillow; only the retry waits are shortened (RetryPolicy), so the matrix runs in
-seconds. The table below is the one in the README ("Faults and what the client does").
+seconds. The tables below are the README's ("Faults and what the client does", both tables): OUTCOMES
+with the fault on the first image request, ALWAYS with a hostile fault on every request, through the
+command line, where no key piece, traceback or escape sequence may reach the output.
 """
 
 from __future__ import annotations

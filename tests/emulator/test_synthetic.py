@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from helpers import cli
 from image_gen_local.emulator.lettering import Lettering, transliterate
-from image_gen_local.emulator.rules import Geometry, ImageJob
+from image_gen_local.emulator.rules import Geometry, ImageJob, ReceivedImage
 from image_gen_local.emulator.synthetic import encode_picture, marked_share, render_picture
 
 PRO = "gemini-3-pro-image"
@@ -116,3 +116,23 @@ def test_a_cjk_prompt_gets_its_note_when_it_is_transliterated() -> None:
     job = ImageJob("generations", PRO, Geometry("1:1", "1K"), "猫咪在窗台上，卡通风格")
     plain = render_picture(job, 0, letters=Lettering(fonts=("",)))
     assert 0.05 < marked_share(plain) < 0.5
+
+
+def test_the_marks_cover_the_input_thumbnails_too() -> None:
+    orange = io.BytesIO()
+    Image.new("RGB", (600, 400), (255, 165, 0)).save(orange, "PNG")
+    item = ReceivedImage("image", "image/png", orange.getvalue(), "PNG")
+    job = ImageJob("edits", PRO, Geometry("1:1", "1K"), "make it blue", inputs=(item,))
+    picture = render_picture(job, 0, [Image.open(orange).convert("RGBA")])
+    is_orange = picture.point(
+        [255 if v > 230 else 0 for v in range(256)]
+        + [255 if 140 < v < 190 else 0 for v in range(256)]
+        + [255 if v < 30 else 0 for v in range(256)]
+    )
+    box = ImageChops.multiply(ImageChops.multiply(*is_orange.split()[:2]), is_orange.split()[2]).getbbox()
+    assert box is not None and marked_share(picture.crop(box)) > 0.005
+
+
+def test_a_change_of_script_is_a_word_break_in_a_transliteration() -> None:
+    assert transliterate("日本のアニメ") == "Ri Ben no anime"
+    assert transliterate("猫咪，卡通") == "Mao Mi,Ka Tong"

@@ -7,8 +7,9 @@ and can drill every fault the client survives. It imports nothing of the client 
     app.py        the application: `App.answer(Request) -> Reply`, no socket needed
     server.py     the HTTP edge and the `Emulator` that runs the app in a thread
     rules.py      what the real server does with a request (pure); intake.py and replies.py its parts
-    faults.py     the fault table and the plan that hands faults out; tricks.py what they send
-    synthetic.py  the pictures, loudly labelled as synthetic
+    catalogue.py  the fault table: one row per fault; tricks.py what the faults send
+    faults.py     fault specs and the plan that hands faults out
+    synthetic.py  the pictures, marked as synthetic all over; lettering.py text in any script on them
 """
 
 from .app import App

@@ -90,9 +90,23 @@ def _ideograph(char: str) -> bool:
     return unicodedata.name(char, "").startswith("CJK UNIFIED")
 
 
+def _script(char: str) -> str:
+    """A rough script name, enough to tell where a run of kana or ideographs ends (`HIRAGANA`, `CJK`)."""
+    return unicodedata.name(char, "").split(" ", 1)[0]
+
+
+def _apart(before: str, char: str) -> bool:
+    """Whether the transliterations of two neighbours need a space: ideographs are words of their own, and
+    a change of script (日本|の|アニメ) is the nearest thing to a word boundary text without spaces has."""
+    if _ideograph(before) and _ideograph(char):
+        return True
+    letters = unicodedata.category(before)[0] == "L" and unicodedata.category(char)[0] == "L"
+    return letters and _script(before) != _script(char)
+
+
 def transliterate(text: str) -> str:
-    """ASCII that reads like `text` (anyascii; ideographs apart, `Mao Mi`), else code points (`U+E000`);
-    what is invisible anyway (marks, controls) is dropped."""
+    """ASCII that reads like `text` (anyascii; `日本のアニメ` → `Ri Ben no anime`), else code points
+    (`U+E000`); what is invisible anyway (marks, controls) is dropped."""
     to_ascii: Callable[[str], str] | None
     try:
         from anyascii import anyascii as to_ascii
@@ -103,7 +117,7 @@ def transliterate(text: str) -> str:
         ascii_text = to_ascii(char) if to_ascii is not None else ""
         if not ascii_text and unicodedata.category(char) not in INVISIBLE:
             ascii_text = f"U+{ord(char):04X} "
-        if out and ascii_text and _ideograph(char) and _ideograph(text[i - 1]):
+        if out and ascii_text and _apart(text[i - 1], char):
             out.append(" ")
         out.append(ascii_text)
     return "".join(out)

@@ -168,29 +168,41 @@ def decode_thumbnail(data: bytes, side: int = THUMB_SIDE) -> Image.Image | None:
         return None
 
 
-def _draw_inputs(
-    img: Image.Image,
+def _input_slots(box: tuple[int, int, int, int], count: int, unit: int) -> tuple[list[int], int, int]:
+    """Where the input thumbnails go: the left edge of each slot, its width, and the pictures' height."""
+    x0, y0, x1, y1 = box
+    gap = max(4, unit // 80)
+    image_height = max(8, y1 - y0 - 3 * _line_height(unit * 0.022))
+    slot = min(image_height * 1.5, (x1 - x0 - gap * (count - 1)) / count)
+    return [round(x0 + i * (slot + gap)) for i in range(count)], round(slot), image_height
+
+
+def _paste_inputs(
+    img: Image.Image, box: tuple[int, int, int, int], thumbs: Sequence[Image.Image], unit: int
+) -> None:
+    """Thumbnails of the inputs, pasted before the marks so the marks cover them too."""
+    lefts, slot, image_height = _input_slots(box, len(thumbs), unit)
+    for left, thumb in zip(lefts, thumbs, strict=True):
+        fitted = ImageOps.contain(thumb, (max(1, slot), image_height))
+        img.paste(fitted, (left + (slot - fitted.width) // 2, box[1] + image_height - fitted.height), fitted)
+
+
+def _label_inputs(
+    draw: ImageDraw.ImageDraw,
     letters: Lettering,
     box: tuple[int, int, int, int],
     inputs: Sequence[ReceivedImage],
-    thumbs: Sequence[Image.Image],
     unit: int,
 ) -> None:
-    """Thumbnails of the inputs, labelled with field name and declared MIME, since the server trusts it."""
-    draw = ImageDraw.Draw(img)
-    x0, y0, x1, y1 = box
-    gap = max(4, unit // 80)
+    """Frame and label each input with its field name and declared MIME, since the server trusts it."""
+    lefts, slot, image_height = _input_slots(box, len(inputs), unit)
     label_size = unit * 0.022
     label_line = _line_height(label_size)
-    image_height = max(8, y1 - y0 - 3 * label_line)
-    slot = min(image_height * 1.5, (x1 - x0 - gap * (len(inputs) - 1)) / len(inputs))
-    for i, (item, thumb) in enumerate(zip(inputs, thumbs, strict=True)):
-        left = round(x0 + i * (slot + gap))
-        fitted = ImageOps.contain(thumb, (max(1, round(slot)), image_height))
-        px = left + (round(slot) - fitted.width) // 2
-        img.paste(fitted, (px, y0 + image_height - fitted.height), fitted)
-        frame = (left, y0, left + round(slot), y0 + image_height)
-        draw.rectangle(frame, outline=PARAM_FG, width=max(1, unit // 400))
+    y0 = box[1]
+    for left, item in zip(lefts, inputs, strict=True):
+        draw.rectangle(
+            (left, y0, left + slot, y0 + image_height), outline=PARAM_FG, width=max(1, unit // 400)
+        )
         y = y0 + image_height + 2
         label = f"{item.label} ({item.declared_mime})"
         letters.draw(draw, (left, y), label, letters.fitted(label, label_size, slot), PROMPT_FG)
@@ -212,31 +224,32 @@ def render_picture(
     margin = max(6, round(unit * 0.025))
     panel = (margin, top + margin, w - margin, h - bottom - margin)
     img = _background((w, h), job.prompt, index, panel)
-    _marks(img, unit)  # under the text, which stays legible on top of them
-    draw = ImageDraw.Draw(img)
-    _banner(draw, letters, (0, 0, w, top), BANNER)
-    _banner(draw, letters, (0, h - bottom, w, h), BANNER)
     x, y = panel[0] + margin, panel[1] + margin
     width = panel[2] - panel[0] - 2 * margin
     limit = panel[3] - margin
-
     title_size = letters.fitted(PANEL_TITLE, unit * 0.06, width)
-    letters.draw(draw, (x, y), PANEL_TITLE, title_size, TITLE_FG)
-    y += _line_height(title_size)
     params = (
         f"route: {job.route}   model: {job.model}",
         f"aspect ratio {job.geometry.ratio}   tier {job.geometry.tier}   {w}x{h} px",
         f"picture {index + 1}/{job.count}   image-gen-local offline emulator of Antigravity Tools",
     )
+    prompt_top = y + _line_height(title_size) + len(params) * _line_height(unit * 0.03) + round(unit * 0.02)
+    inputs = (x, limit - round((limit - prompt_top) * 0.45), x + width, limit)
+    if job.inputs:
+        _paste_inputs(img, inputs, thumbs, unit)
+    _marks(img, unit)  # over the pictures, under the text, which stays legible on top of them
+    draw = ImageDraw.Draw(img)
+    _banner(draw, letters, (0, 0, w, top), BANNER)
+    _banner(draw, letters, (0, h - bottom, w, h), BANNER)
+    letters.draw(draw, (x, y), PANEL_TITLE, title_size, TITLE_FG)
+    y += _line_height(title_size)
     for line in params:
         letters.draw(draw, (x, y), line, letters.fitted(line, unit * 0.03, width), PARAM_FG)
         y += _line_height(unit * 0.03)
-    y += round(unit * 0.02)
-
     if job.inputs:
-        thumbs_top = limit - round((limit - y) * 0.45)
-        _draw_inputs(img, letters, (x, thumbs_top, x + width, limit), job.inputs, thumbs, unit)
-        limit = thumbs_top - margin
+        _label_inputs(draw, letters, inputs, job.inputs, unit)
+        limit = inputs[1] - margin
+    y = prompt_top
     _draw_prompt(draw, letters, job.prompt[:PROMPT_SHOWN], (x, y, x + width, limit), unit)
     return img
 

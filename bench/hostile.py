@@ -1,128 +1,74 @@
 """Soak of hostile answers: every run ends in time, in bounded memory, no exit 1, nothing partial, no key.
 
-`python bench/hostile.py [--quick] [--rounds N] [--timeout S]`. A loopback server misbehaves one way per
-base-URL path (`/<mode>/v1`); each run is the real command in its own process (`python -m image_gen_local`)
-with a 48-character key, measured with `os.wait4` (wall time, peak RSS). The baseline is the well-behaved
-answer (`good`), measured in the same run; figures are reported against it and against the targets:
-every run within --timeout + 2 s, peak RSS under 300 MB, no exit 1, no partial or overwritten file, no
-6-character piece of the key in any output.
+`python bench/hostile.py [--quick] [--rounds N] [--timeout S]`. The hostile server is the bundled emulator
+(in this process), one of its faults on every request of a run (`--fault-rate 1 --fault-pool NAME`; a fault
+aimed at `/v1/models` is scripted for the run's probe); each run is the real command in its own process
+(`python -m image_gen_local`) with a 48-character key and its own cache folder, measured with `os.wait4`
+(wall time, peak RSS). The baseline is the well-behaved answer (`good`), measured in the same run; figures
+are reported against it and against the targets: every run within --timeout + 2 s, peak RSS under 300 MB,
+no exit 1, no partial or overwritten file, no 6-character piece of the key in any output.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 import readme
+from image_gen_local.emulator import Emulator
+from image_gen_local.emulator.faults import CATALOGUE, MODELS, parse_spec
 
 KEY = "sk-soak-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
 SLACK, RSS_TARGET_MIB = 2.0, 300
 
-
-def _http(status: int, body: bytes, **headers: str) -> bytes:
-    head = {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers}
-    lines = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in head.items())
-    return f"HTTP/1.1 {status} X\r\n{lines}Connection: close\r\n\r\n".encode() + body
-
-
-def _picture(size: tuple[int, int], orientation: int = 1) -> bytes:
-    image, out = Image.new("RGB", size, "teal"), io.BytesIO()
-    exif = image.getexif()
-    exif[0x0112] = orientation
-    image.save(out, "JPEG", exif=exif.tobytes())
-    return json.dumps({"data": [{"b64_json": base64.b64encode(out.getvalue()).decode()}]}).encode()
-
-
-def _bomb() -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = bytes(1 << 20)
-    return b"".join(packer.compress(zeros) for _ in range(1024)) + packer.flush()  # 1 GiB as ~1 MB
-
-
-def answers() -> dict[str, bytes | Callable[[socket.socket], None]]:
-    bomb = _bomb()
-    echo = f"{'x' * 230} key {KEY} = {base64.b64encode(KEY.encode()).decode()} {json.dumps(KEY)}".encode()
-
-    def trickle(conn: socket.socket) -> None:
-        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{":
-            conn.sendall(bytes([byte]))
-            time.sleep(0.3)
-
-    return {
-        "good": _http(200, _picture((1024, 1024))),
-        "trickle": trickle,
-        "silent": lambda conn: time.sleep(60),
-        "redirect-loop": _http(302, b"", Location="/redirect-loop/v1/images/generations"),
-        "gzip-bomb-200": _http(200, bomb, Content_Encoding="gzip"),
-        "gzip-bomb-500": _http(500, bomb, Content_Encoding="gzip"),
-        "lying-encoding": _http(200, b'{"data": []}', Content_Encoding="gzip"),
-        "nested-json": _http(200, b"[" * 100_000 + b"]" * 100_000),
-        "markdown-bait": _http(
-            200, json.dumps({"choices": [{"message": {"content": "![" * 200_000}}]}).encode()
-        ),
-        "key-echo": _http(400, echo),
-        "retry-after-0": _http(429, b"busy", Retry_After="0"),
-        "error-429-in-200": _http(200, b'{"error": {"code": 429, "message": "slow down"}}'),
-        "wrong-shape": _http(200, b'{"choices": 5, "data": 5}'),
-        "degenerate": _http(200, _picture((20000, 1))),
-        "rotated": _http(200, _picture((768, 1376), orientation=6)),
-    }
+# What each run's server does: a label, and the emulator fault on every request ("" = behave).
+ANSWERS: dict[str, str] = {
+    "good": "",
+    "trickle": "trickle:0.3",
+    "silent": "slow:60",
+    "hang-download": "hang-download",
+    "models-slow": "models-slow:60",
+    "redirect-loop": "redirect-loop",
+    "gzip-bomb-200": "gzip-bomb",
+    "deflate-bomb-200": "deflate-bomb",
+    "gzip-bomb-500": "500-gzip-bomb",
+    "lying-encoding": "lying-encoding",
+    "error-cut-short": "error-cut-short",
+    "nested-json": "nested-json",
+    "markdown-bait": "markdown-bait",
+    "key-echo": "key-echo",
+    "terminal-escapes": "terminal-escapes",
+    "retry-after-0": "429-zero-wait",
+    "error-429-in-200": "error-in-200",
+    "wrong-shape": "wrong-shape",
+    "models-wrong-shape": "models-wrong-shape",
+    "file-url": "file-url",
+    "degenerate": "degenerate",
+    "rotated": "rotated",
+    "cmyk": "cmyk",
+    "16-bit": "16-bit",
+    "animated": "animated",
+    "transparent": "transparent",
+}
 
 
-class Server:
-    def __init__(self, table: dict[str, bytes | Callable[[socket.socket], None]]) -> None:
-        self.table = table
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def url(self, mode: str) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/{mode}/v1"
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 1 << 20:  # the whole request, then answer
-                    head += conn.recv(65536) or b"\r\n\r\n"
-                lines = head.split(b"\r\n\r\n")[0].lower().split(b"\r\n")
-                length = next((int(h.split(b":")[1]) for h in lines if h.startswith(b"content-length")), 0)
-                body = head.partition(b"\r\n\r\n")[2]
-                while len(body) < length:
-                    body += conn.recv(65536) or b"x" * length
-                mode = head.split(b" ")[1].decode().split("/")[1]
-                if head.split(b" ")[1].endswith(b"/models"):
-                    conn.sendall(_http(404, b""))
-                    return
-                answer = self.table[mode]
-                answer(conn) if callable(answer) else conn.sendall(answer)
-            except (OSError, IndexError, KeyError):
-                pass
+def arm(emulator: Emulator, fault: str) -> None:
+    """Put the emulator in `fault` for the next run: on every image request, or on the run's probe."""
+    emulator.faults.clear()
+    if not fault:
+        return
+    spec = parse_spec(fault)
+    if spec is not None and spec.fault.target == MODELS:
+        emulator.faults.push([spec])
+    else:
+        emulator.faults.configure(rate=1.0, pool=[fault])
 
 
 # Children are spawned from this small launcher: Linux counts the spawning process's own high-water mark in
@@ -148,6 +94,7 @@ class Run:
 
 def one_run(url: str, folder: Path, timeout: float) -> Run:
     folder.mkdir(parents=True)
+    os.environ["IMAGE_GEN_CACHE_DIR"] = str(folder.parent / f"{folder.name}.cache")  # each run probes
     sentinel = folder / "already-here.png"
     sentinel.write_bytes(b"keep me")
     args = [sys.executable, "-m", "image_gen_local", "a lighthouse at dusk", "--base-url", url, "--json"]
@@ -169,13 +116,14 @@ def one_run(url: str, folder: Path, timeout: float) -> Run:
     )
 
 
-def measure(server: Server, modes: list[str], rounds: int, timeout: float) -> dict[str, list[Run]]:
-    results: dict[str, list[Run]] = {mode: [] for mode in modes}
+def measure(emulator: Emulator, labels: list[str], rounds: int, timeout: float) -> dict[str, list[Run]]:
+    results: dict[str, list[Run]] = {label: [] for label in labels}
     with tempfile.TemporaryDirectory() as temp:
-        os.environ["IMAGE_GEN_CACHE_DIR"] = str(Path(temp) / "cache")
         for round_ in range(rounds):
-            for mode in modes:
-                results[mode].append(one_run(server.url(mode), Path(temp) / f"{mode}-{round_}", timeout))
+            for label in labels:
+                arm(emulator, ANSWERS[label])
+                folder = Path(temp) / f"{label}-{round_}"
+                results[label].append(one_run(emulator.base_url, folder, timeout))
     return results
 
 
@@ -183,15 +131,17 @@ def report(results: dict[str, list[Run]], timeout: float) -> tuple[str, bool]:
     base_s = max(r.seconds for r in results["good"])
     base_rss = max(r.rss_mib for r in results["good"])
     lines = [
-        "| answer | exit codes | worst wall (s) | vs good | worst peak RSS (MiB) | vs good |",
-        "|---|---|---|---|---|---|",
+        "| answer | emulator fault | exit codes | worst wall (s) | vs good "
+        "| worst peak RSS (MiB) | vs good |",
+        "|---|---|---|---|---|---|---|",
     ]
     for mode, runs in results.items():
         worst_s, worst_rss = max(r.seconds for r in runs), max(r.rss_mib for r in runs)
         codes = ", ".join(str(c) for c in sorted({r.code for r in runs}))
         bad = [k for k in ("leak", "partial", "overwritten") if any(getattr(r, k) for r in runs)]
+        fault = f"`{ANSWERS[mode]}`" if ANSWERS[mode] else "-"
         lines.append(
-            f"| {mode} | {codes}{' ' + ', '.join(bad) if bad else ''} | {worst_s:.1f} | "
+            f"| {mode} | {fault} | {codes}{' ' + ', '.join(bad) if bad else ''} | {worst_s:.1f} | "
             f"{worst_s / base_s:.1f}x | {worst_rss:.0f} | {worst_rss / base_rss:.2f}x |"
         )
     every = [r for runs in results.values() for r in runs]
@@ -215,12 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=4.0)
     args = parser.parse_args(argv)
-    table = answers()
-    server = Server(table)
-    try:
-        results = measure(server, list(table), 1 if args.quick else args.rounds, args.timeout)
-    finally:
-        server.stop.set()
+    assert all(parse_spec(fault) for fault in ANSWERS.values() if fault), "unknown emulator fault"
+    hostile = {fault.split(":")[0] for fault in ANSWERS.values() if fault}
+    left_out = [name for name, fault in CATALOGUE.items() if name not in hostile and not fault.transient]
+    with Emulator() as emulator:
+        results = measure(emulator, list(ANSWERS), 1 if args.quick else args.rounds, args.timeout)
+    print(f"emulator faults not soaked here (the fault matrix covers them): {', '.join(left_out)}")
     text, ok = report(results, args.timeout)
     print(text)
     if not args.quick:

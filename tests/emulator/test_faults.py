@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import re
+import socket
 import struct
+import urllib.error
 import urllib.request
+import zlib
+from pathlib import Path
 
 import pytest
 
+from helpers import cli, run_script
 from image_gen_local.emulator import Emulator, EmulatorConfig
 from image_gen_local.emulator.faults import (
     CATALOGUE,
@@ -51,9 +57,20 @@ def test_every_fault_says_what_a_client_should_do():
         "retry-once",
         "other-model",
         "take-last",
+        "accept",
         "stop",
     }
-    assert set(TRANSIENT) == {n for n, f in CATALOGUE.items() if f.recovery == "retry"}
+    # The default random pool is what a busy but healthy real server does; hostile faults are not in it.
+    assert TRANSIENT == (
+        "429-retry-delay",
+        "429-retry-after",
+        "429-exhausted",
+        "503-capacity",
+        "500",
+        "reset-before",
+        "reset-during",
+    )
+    assert all(CATALOGUE[name].recovery == "retry" for name in TRANSIENT)
 
 
 def test_plan_script_then_random_repeatably():
@@ -189,3 +206,78 @@ def test_random_rate_injects_roughly_that_share():
             response.read()
             statuses.append(response.status)
         assert 8 <= statuses.count(500) <= 30 and statuses.count(200) == 60 - statuses.count(500)
+
+
+def readme_fault_table() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    return text.split("## Faults and what the client does", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_fault_table_names_every_fault_of_the_catalogue():
+    table = readme_fault_table()
+    assert [name for name in CATALOGUE if f"`{name}" not in table] == []
+
+
+def test_list_faults_and_help_come_from_the_catalogue():
+    listed = cli("emulator", "--list-faults")
+    assert listed.code == 0
+    assert [line.split()[:2] for line in listed.stdout.splitlines()] == [
+        [f.name, f.recovery] for f in CATALOGUE.values()
+    ]
+    helped = run_script("emulator", "--help")
+    assert helped.returncode == 0
+    names = " ".join(helped.stdout.split()).split("Faults: ", 1)[1].split(". ", 1)[0]
+    assert names.split(", ") == ["ok", *CATALOGUE]
+
+
+def test_trickle_sends_the_status_line_one_byte_at_a_time():
+    with Emulator(EmulatorConfig(faults="trickle:0.5")) as emu:
+        sock = socket.create_connection(("127.0.0.1", emu.port), timeout=10)
+        with sock:
+            body = b'{"prompt": "x"}'
+            head = "POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            first, second = sock.recv(100), sock.recv(100)
+        assert (first, second) == (b"H", b"T")
+        assert emu.requests[-1].fault == "trickle:0.5"
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "encoding"),
+    [("gzip-bomb:3", 200, "gzip"), ("deflate-bomb:3", 200, "deflate"), ("500-gzip-bomb:3", 500, "gzip")],
+)
+def test_compression_bombs_are_valid_streams_that_expand_a_thousandfold(fault, status, encoding):
+    with Emulator(EmulatorConfig(faults=fault)) as emu:
+        _, response = post(emu)
+        body = response.read()
+        assert response.status == status and response.getheader("Content-Encoding") == encoding
+    expanded = gzip.decompress(body) if encoding == "gzip" else zlib.decompress(body)
+    assert expanded == bytes(3 * 1024 * 1024) and len(body) < 4 * 1024
+
+
+def test_an_error_cut_short_declares_more_than_it_sends():
+    with Emulator(EmulatorConfig(faults="error-cut-short")) as emu:
+        _, response = post(emu)
+        assert response.status == 401 and response.getheader("Content-Length") == "5000"
+        with pytest.raises(http.client.IncompleteRead) as cut:
+            response.read()
+        assert cut.value.partial == b"bad key"
+
+
+def test_a_hanging_download_points_back_at_the_emulator():
+    with Emulator(EmulatorConfig(faults="hang-download:0.2")) as emu:
+        _, response = post(emu)
+        url = json.loads(response.read())["data"][0]["url"]
+        assert url == f"http://127.0.0.1:{emu.port}/emulator/hang/0.2"
+        with urllib.request.urlopen(url, timeout=10) as download:
+            assert download.read().startswith(b"\x89PNG")
+
+
+def test_a_redirect_loop_never_ends():
+    with Emulator(EmulatorConfig(faults="redirect-loop")) as emu:
+        request = urllib.request.Request(
+            f"{emu.base_url}/images/generations", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError, match="redirect"):
+            urllib.request.urlopen(request, timeout=10)
+        assert [r.route for r in emu.requests].count("other") >= 4

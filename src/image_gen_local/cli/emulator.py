@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import textwrap
 from collections.abc import Sequence
 
 from ..errors import ExitCode, ImageGenError, UsageError
@@ -10,9 +12,18 @@ from .console import Console, Terminated
 
 
 def run_emulator(argv: Sequence[str], console: Console) -> int:
+    from ..emulator import Emulator, EmulatorConfig, serve
+    from ..emulator.faults import CATALOGUE, OK, listing
+
     parser = Parser(
         prog=f"{console.prog} emulator",
         description="Serve the offline emulator: an Antigravity-like API that draws SYNTHETIC pictures.",
+        epilog=textwrap.fill(
+            f"Faults: {OK}, {', '.join(CATALOGUE)}. --list-faults says what each does.",
+            width=78,
+            break_on_hyphens=False,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8045)
@@ -45,12 +56,9 @@ def run_emulator(argv: Sequence[str], console: Console) -> int:
     parser.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request on stderr")
     args = parser.parse_args(argv)
-    from ..emulator import CATALOGUE, Emulator, EmulatorConfig, serve
-
     if args.list_faults:
-        for fault in CATALOGUE.values():
-            default = f" (default {fault.default:g})" if fault.default is not None else ""
-            console.result(f"{fault.name:16} {fault.recovery:12} {fault.summary}{default}")
+        for line in listing():
+            console.result(line)
         return ExitCode.OK
     try:
         config = EmulatorConfig(

@@ -1,22 +1,40 @@
-"""The emulator's application: what it answers to a request, apart from the HTTP framing in server.py.
+"""The emulator's application: a request in, a `Reply` out, with no socket in between.
 
-Its configuration, the record of what arrived, and the steps from a parsed request to a `Reply`:
-executing a server plan (rendering the synthetic pictures), wrapping pictures the way each route answers,
-and the `/emulator/faults` control endpoint. No sockets here, so each step is testable alone.
+`App.answer(Request) -> Reply` is the whole server as a function, the way httpx's MockTransport takes a
+handler: server.py only turns HTTP into a `Request` and the `Reply` back into bytes, so every rule of the
+server (auth, routes, methods, faults, the record of what arrived) can be tested without a socket. Also
+here: the configuration, executing a server plan (rendering the synthetic pictures), wrapping pictures
+the way each route answers, and the `/emulator/faults` control endpoint.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
+import sys
+import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..upstream import FLASH_IMAGE, PRO_IMAGE
-from .faults import FaultPlan, Pictures, parse_pool, parse_specs
+from ..upstream import EMULATOR_HEADER, EMULATOR_HEADER_VALUE, FLASH_IMAGE, PRO_IMAGE
+from .faults import (
+    IMAGES,
+    MODELS,
+    Answer,
+    FaultPlan,
+    FaultSpec,
+    Pictures,
+    inject,
+    parse_pool,
+    parse_specs,
+)
+from .intake import Request
 from .rules import (
     FORMATS,
+    IMAGE_ROUTES,
     TEXT_REPLY,
     ImageJob,
     ReceivedImage,
@@ -28,13 +46,19 @@ from .rules import (
     images_response,
     json_reply,
     markdown_image,
+    model_list,
     parse_json_body,
     parse_multipart,
     plain,
+    plan_chat,
+    plan_edit,
+    plan_generation,
+    route_for,
     split_edit_form,
     upstream_image_error,
 )
 from .synthetic import render_job
+from .tricks import helper_reply
 
 
 @dataclass
@@ -175,3 +199,139 @@ def control(plan: FaultPlan, method: str, content_type: str | None, raw: bytes) 
     elif method != "GET":
         return empty(405)
     return json_reply(200, plan.describe())
+
+
+# --------------------------------------------------------------------------------------- the application
+
+
+def authorized(request: Request, api_key: str | None) -> bool:
+    """No key configured lets everyone in; else the key presented must be exactly it (never an empty one)."""
+    if api_key is None:
+        return True
+    presented = request.key()
+    if presented is None or not api_key:
+        return False
+    return hmac.compare_digest(presented.encode(), api_key.encode())
+
+
+def _fault_target(method: str, route: str) -> str | None:
+    """Which faults a request can be handed: image faults on image POSTs, models faults on model lists."""
+    if method == "POST" and route in IMAGE_ROUTES:
+        return IMAGES
+    if method in ("GET", "HEAD") and route == "models":
+        return MODELS
+    return None
+
+
+class App:
+    """The emulated server without its socket: `answer(request)` gives the reply and records the request.
+
+    Thread-safe: the HTTP edge calls it from one thread per connection.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config if config is not None else EmulatorConfig()
+        self.requests: list[RecordedRequest] = []
+        self.plan = FaultPlan(
+            parse_specs(self.config.faults),
+            self.config.fault_rate,
+            parse_pool(self.config.fault_pool),
+            self.config.seed,
+        )
+        self._lock = threading.Lock()
+
+    def answer(self, request: Request) -> Reply:
+        return self.exchange(request)[0]
+
+    def exchange(self, request: Request) -> tuple[Reply, RecordedRequest]:
+        """The reply, and the record of the request (the edge stamps `answered` on it once it is sent)."""
+        route, methods = route_for(request.path)
+        record = RecordedRequest(
+            request.method, request.path, route, authorized(request, self.config.api_key)
+        )
+        record.received = request.received or time.monotonic()
+        try:
+            reply = request.unreadable or self._route(request, record, route, methods)
+        except Exception as exc:  # a bug in the emulator: say so instead of dropping the connection
+            traceback.print_exc(file=sys.stderr)
+            reply = plain(500, f"image-gen-local emulator internal error: {exc!r}")
+        record.status = reply.status
+        with self._lock:
+            self.requests.append(record)
+        return replace(reply, headers={EMULATOR_HEADER: EMULATOR_HEADER_VALUE, **reply.headers}), record
+
+    def _route(
+        self, request: Request, record: RecordedRequest, route: str, methods: tuple[str, ...]
+    ) -> Reply:
+        content_type, raw = request.header("Content-Type"), request.body
+        if route == "control":
+            return control(self.plan, request.method, content_type, raw)
+        helper = helper_reply(request.path)  # the faults' own endpoints: a redirect loop, a hanging download
+        if helper is not None:
+            return helper
+        target = _fault_target(request.method, route)
+        item = self.plan.next(target) if target else None
+        if isinstance(item, Reply):
+            record.scripted = True
+            record.body, record.files = peek(route, content_type, raw)
+            return item
+        if item is not None and not item.fault.late:
+            record.scripted, record.fault = True, str(item)
+            if target == IMAGES:
+                record.body, record.files = peek(route, content_type, raw)
+            model = str(record.body.get("model") or PRO_IMAGE)
+            return inject(item, request, route, model, lambda found: pictures_reply(route, model, found))
+        if route != "health" and not record.authorized:
+            return empty(401)
+        if route == "other":
+            return empty(404)
+        if request.method not in methods:
+            return empty(405)
+        if route == "health":
+            return json_reply(200, {"status": "ok", "emulator": True, "synthetic": True})
+        if route == "models":
+            reply = json_reply(200, model_list(self.config.models))
+            return self._spoilt(item, request, record, route, reply, None, lambda found: reply)
+        plan, unreadable = self._plan(route, content_type, raw, record)
+        if unreadable is not None:
+            return unreadable  # nothing would reach upstream: no fault to apply
+        reply, pictures = execute(plan, record, self.config)
+        job = plan if isinstance(plan, ImageJob) else None
+        answer = (lambda found: job_reply(job, found)) if job else (lambda found: reply)
+        return self._spoilt(item, request, record, route, reply, pictures, answer)
+
+    @staticmethod
+    def _spoilt(
+        fault: FaultSpec | None,
+        request: Request,
+        record: RecordedRequest,
+        route: str,
+        reply: Reply,
+        pictures: Pictures | None,
+        answer: Answer,
+    ) -> Reply:
+        """The server's own answer, changed by a late fault if one was handed out for this request."""
+        if fault is None:
+            return reply
+        record.scripted, record.fault = True, str(fault)
+        return inject(fault, request, route, record.model or PRO_IMAGE, answer, reply, pictures)
+
+    def _plan(
+        self, route: str, content_type: str | None, raw: bytes, record: RecordedRequest
+    ) -> tuple[ImageJob | TextJob | Reply, Reply | None]:
+        """Read an image route's request the way the server does and plan its answer; the second item is
+        the error answer when the body cannot be read at all."""
+        if route == "edits":
+            parts = parse_multipart(content_type, raw)
+            if isinstance(parts, Reply):
+                return parts, parts
+            form = split_edit_form(parts)
+            record.body, record.files = dict(form.texts), [file_row(item) for item in form.images]
+            return plan_edit(form, self.config.models), None
+        parsed, error = parse_json_body(content_type, raw)
+        if error is not None:
+            return error, error
+        record.body = parsed if isinstance(parsed, dict) else {}
+        if route == "generations":
+            return plan_generation(parsed, self.config.models), None
+        return plan_chat(parsed, self.config.models), None

@@ -1,100 +1,35 @@
-"""Faults the emulator can inject: the ways the real proxy and its network have been seen to fail.
+"""The faults the emulator injects, and the plan that hands them out.
 
-Each fault has a stable name (`429-retry-delay`, `reset-during`, `bomb`, ...), an optional numeric argument
-(`slow:30`, `huge:500`), and says whether a client should recover from it by retrying. A `FaultPlan` hands
-them out per image request: a scripted sequence first, then at random with a rate over a pool. Pure, apart
-from the plan's lock and random generator.
+What each fault is and does lives in one table, `catalogue.CATALOGUE`. Here: reading fault specs
+(`name` or `name:number`, `ok` for "answer normally"), the `FaultPlan` that hands faults out, a scripted
+sequence first, then at random with a rate over a pool, and `inject`, which applies one. Each scripted
+item waits for a request of its kind: image requests take answers, `ok` and image faults; `/v1/models`
+takes the faults aimed at it. Pure, apart from the plan's lock and random generator.
 """
 
 from __future__ import annotations
 
 import random
-import struct
 import threading
-import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from ..upstream import (
-    ALL_EXHAUSTED,
-    CAPACITY_EXHAUSTED,
-    NO_IMAGES,
-    NO_QUOTA,
-    PROXY_DISABLED,
-    VALIDATION_REQUIRED,
-)
-from .rules import NOT_FOUND_MESSAGE, Reply, chat_completion, empty, json_reply, plain
+from .catalogue import CATALOGUE as CATALOGUE
+from .catalogue import IMAGES as IMAGES
+from .catalogue import MODELS as MODELS
+from .catalogue import RECOVERIES as RECOVERIES
+from .catalogue import TRANSIENT as TRANSIENT
+from .catalogue import Fault as Fault
+from .catalogue import listing as listing
+from .intake import Request
+from .rules import Reply
+from .tricks import Answer as Answer
+from .tricks import Hit as Hit
+from .tricks import Pictures as Pictures
 
 OK = "ok"  # in a script: answer normally
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    summary: str
-    recovery: str  # what a good client does: retry, retry-once, other-model, take-last or stop
-    late: bool = False  # changes the server's own answer instead of replacing it
-    default: float | None = None  # default argument
-
-
-_GOOGLE_429 = (
-    "Max retries exhausted. Last error: Upstream error 429 Too Many Requests: "
-    '{{"error": {{"code": 429, "message": "Resource has been exhausted (e.g. check quota).", '
-    '"status": "RESOURCE_EXHAUSTED", "details": [{{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
-    '"retryDelay": "{delay}s"}}]}}}}'
-)
-_CAPACITY_503 = (
-    "Max retries exhausted. Last error: Upstream error 503 Service Unavailable: "
-    '{"error": {"code": 503, "message": "No capacity available for model on the server", '
-    '"status": "UNAVAILABLE", "details": [{"reason": "' + CAPACITY_EXHAUSTED + '"}]}}'
-)
-_VALIDATION_403 = (
-    'Upstream error 403 Forbidden: {"error": {"code": 403, "message": "'
-    + VALIDATION_REQUIRED
-    + ": verify this "
-    'account at https://accounts.google.com/signin/continue", "status": "PERMISSION_DENIED"}}'
-)
-_SPA_PAGE = (
-    "<!doctype html><html><head><title>Antigravity Tools</title></head><body><div id=app></div></body></html>"
-)
-
-CATALOGUE: dict[str, Fault] = {
-    f.name: f
-    for f in (
-        Fault(
-            "429-retry-delay", "429, plain text with Google's JSON and retryDelay (s)", "retry", default=1.17
-        ),
-        Fault("429-retry-after", "429 with a Retry-After header (s)", "retry", default=1),
-        Fault("429-exhausted", "429 All accounts exhausted", "retry"),
-        Fault("503-capacity", "503 MODEL_CAPACITY_EXHAUSTED", "retry"),
-        Fault("500", "500 Internal error encountered.", "retry"),
-        Fault("reset-before", "connection reset before any answer", "retry"),
-        Fault("reset-during", "connection reset in the middle of the body", "retry", late=True),
-        Fault("truncated-json", "200 with the JSON body cut in half", "retry-once", late=True),
-        Fault("502-no-image", "502 No images generated (usually a silent safety block)", "retry-once"),
-        Fault("empty-data", "200 with no picture in it (data: [])", "retry-once"),
-        Fault("partial", "200 with one picture fewer than asked", "retry-once", late=True),
-        Fault("content-filter", "200 chat answer, text only, finish_reason content_filter", "stop"),
-        Fault("drafts", "two draft pictures before the final one", "take-last", late=True),
-        Fault("slow", "the answer comes after a delay (s)", "stop", late=True, default=30),
-        Fault("503-disabled", "503 Proxy service is currently disabled", "stop"),
-        Fault("502-no-quota", "502 No accounts available with quota for model", "other-model"),
-        Fault("401", "401 with an empty body", "stop"),
-        Fault("403-validation", "403 VALIDATION_REQUIRED (account needs verification)", "stop"),
-        Fault("404-model", "404 JSON Requested entity was not found (model missing)", "other-model"),
-        Fault("413", "413 length limit exceeded", "stop"),
-        Fault("html", "200 with an HTML page", "stop"),
-        Fault("bad-base64", "200 with base64 that is not a picture", "retry-once"),
-        Fault("corrupt-png", "200 with a truncated PNG", "retry-once"),
-        Fault("bomb", "200 with a PNG declaring 50000x50000 pixels", "stop"),
-        Fault("huge", "200 with a body of N MB, streamed (MB)", "stop", default=500),
-    )
-}
-RECOVERIES = ("retry", "retry-once", "other-model", "take-last", "stop")
-# Faults a healthy-but-busy real server produces: the random pool by default.
-TRANSIENT = tuple(name for name, fault in CATALOGUE.items() if fault.recovery == "retry")
 
 
 @dataclass(frozen=True)
@@ -168,7 +103,7 @@ class FaultPlan:
                 self.rate = rate
             if pool is not None:
                 specs = [parse_spec(name) for name in pool]
-                self.pool = tuple(spec for spec in specs if spec is not None)
+                self.pool = tuple(spec for spec in specs if spec is not None and spec.fault.target == IMAGES)
             if seed is not None or not hasattr(self, "_rng"):
                 self._rng = random.Random(seed)
 
@@ -181,10 +116,15 @@ class FaultPlan:
             self._script.clear()
             self.rate = 0.0
 
-    def next(self) -> FaultSpec | Reply | None:
+    def next(self, target: str = IMAGES) -> FaultSpec | Reply | None:
+        """The first scripted item for this kind of request, else (for image requests) a random draw."""
         with self._lock:
-            if self._script:
-                return self._script.popleft()
+            for index, item in enumerate(self._script):
+                if _target(item) == target:
+                    del self._script[index]
+                    return item
+            if target != IMAGES:
+                return None
             if self.rate > 0 and self.pool and self._rng.random() < self.rate:
                 return self._rng.choice(self.pool)
             return None
@@ -197,125 +137,34 @@ class FaultPlan:
                 "rate": self.rate,
                 "pool": [str(spec) for spec in self.pool],
                 "catalogue": [
-                    {"name": f.name, "summary": f.summary, "recovery": f.recovery, "default": f.default}
+                    {
+                        "name": f.name,
+                        "summary": f.summary,
+                        "recovery": f.recovery,
+                        "default": f.default,
+                        "target": f.target,
+                    }
                     for f in CATALOGUE.values()
                 ],
             }
 
 
-# --- what each fault answers ---------------------------------------------------------------------------
-
-Pictures = list[tuple[bytes, str]]
-Answer = Callable[
-    [Pictures], Reply
-]  # wraps pictures the way the route answers (images data or chat markdown)
+def _target(item: FaultSpec | Reply | None) -> str:
+    return item.fault.target if isinstance(item, FaultSpec) else IMAGES
 
 
-def early_reply(spec: FaultSpec, route: str, model: str, answer: Answer) -> Reply:
-    """The answer of a fault that replaces the server's own."""
-    name, value = spec.name, spec.value
-    if name == "429-retry-delay":
-        return plain(429, _GOOGLE_429.format(delay=f"{value:g}"))
-    if name == "429-retry-after":
-        return Reply(429, "Too Many Requests", headers={"Retry-After": f"{value:g}"})
-    if name == "429-exhausted":
-        return plain(429, f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted")
-    if name == "503-capacity":
-        return plain(503, _CAPACITY_503)
-    if name == "500":
-        return plain(500, "Internal error encountered.")
-    if name == "reset-before":
-        return Reply(200, reset="before")
-    if name == "502-no-image":
-        return plain(502, NO_IMAGES)
-    if name == "empty-data":
-        return answer([])
-    if name == "content-filter":
-        body = chat_completion(model, "I can't help create that image.", 0, "chatcmpl-fault")
-        body["choices"][0]["finish_reason"] = "content_filter"
-        return json_reply(200, body)
-    if name == "503-disabled":
-        return plain(503, PROXY_DISABLED)
-    if name == "502-no-quota":
-        return plain(502, f"{NO_QUOTA}: {model}")
-    if name == "401":
-        return empty(401)
-    if name == "403-validation":
-        return plain(403, _VALIDATION_403)
-    if name == "404-model":
-        error = {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}
-        return json_reply(404, {"error": error})
-    if name == "413":
-        return plain(413, "length limit exceeded")
-    if name == "html":
-        return Reply(200, _SPA_PAGE, content_type="text/html; charset=utf-8")
-    if name == "bad-base64":
-        return answer([(bytes(range(256)) * 64, "image/png")])
-    if name == "corrupt-png":
-        return answer([(_png(256, 256)[:-600], "image/png")])
-    if name == "bomb":
-        return answer([(_png(50_000, 50_000, rows=1), "image/png")])
-    if name == "huge":
-        return huge_reply(int((value or 500) * 1024 * 1024))
-    raise ValueError(f"{name} is not an early fault")
-
-
-def late_reply(spec: FaultSpec, reply: Reply, pictures: Pictures | None, answer: Answer) -> Reply:
-    """Change the server's own answer: delay it, cut it, drop a picture, put drafts in front."""
-    name = spec.name
-    if name == "slow":
-        return replace(reply, delay=reply.delay + (spec.value or 0))
-    if reply.status != 200:
-        return reply  # the request failed on its own: nothing to spoil
-    if name == "reset-during":
-        return replace(reply, reset="during")
-    if name == "truncated-json":
-        payload = reply.payload
-        return replace(reply, body=payload[: max(1, len(payload) // 2)])
-    if pictures is None:
-        return reply
-    if name == "partial":
-        return answer(pictures[:-1])
-    if name == "drafts":
-        return answer([draft_picture(), draft_picture(), *pictures])
-    raise ValueError(f"{name} is not a late fault")
-
-
-def huge_reply(size: int) -> Reply:
-    """A JSON answer of `size` bytes generated while it is sent, never held in memory."""
-    head = b'{"created": 1, "data": [{"b64_json": "'
-    tail = b'"}]}'
-    filler = b"A" * (1024 * 1024)
-
-    def chunks() -> Iterator[bytes]:
-        yield head
-        left = size - len(head) - len(tail)
-        while left > 0:
-            piece = filler[: min(left, len(filler))]
-            left -= len(piece)
-            yield piece
-        yield tail
-
-    return Reply(200, content_type="application/json", chunks=chunks, length=size)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png(width: int, height: int, rows: int | None = None) -> bytes:
-    """A grey RGB PNG; with `rows`, only that many rows of pixel data (a header that lies about the size)."""
-    count = height if rows is None else rows
-    raw = b"".join(b"\x00" + bytes([128, 128, 128]) * width for _ in range(count))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(raw))
-        + _chunk(b"IEND", b"")
-    )
-
-
-def draft_picture() -> tuple[bytes, str]:
-    """A small grey picture standing for a draft "thought" image."""
-    return _png(256, 256), "image/png"
+def inject(
+    spec: FaultSpec,
+    request: Request,
+    route: str,
+    model: str,
+    answer: Answer,
+    reply: Reply | None = None,
+    pictures: Pictures | None = None,
+) -> Reply:
+    """The answer a fault gives: an early fault replaces the server's answer, so it is called without one;
+    a late fault changes the server's own `reply` (delays it, cuts it, drops or adds pictures)."""
+    if spec.fault.late != (reply is not None):
+        kind = "late" if spec.fault.late else "early"
+        raise ValueError(f"{spec.name} is a {kind} fault")
+    return spec.fault.act(Hit(spec.value, route, model, answer, request, reply, pictures))

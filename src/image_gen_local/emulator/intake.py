@@ -1,5 +1,6 @@
-"""How the emulator reads a request the way the real server does: axum's JSON extractor, multipart forms,
-the edits form's image fields (the declared MIME is trusted, never sniffed), and sniffing for the record."""
+"""How the emulator reads a request the way the real server does: the `Request` its application is handed,
+axum's JSON extractor, multipart forms, the edits form's image fields (the declared MIME is trusted, never
+sniffed), and sniffing for the record."""
 
 from __future__ import annotations
 
@@ -7,13 +8,44 @@ import email.parser
 import email.policy
 import io
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
 from .replies import APPLICATION_JSON, Reply, plain
+
+
+@dataclass
+class Request:
+    """One HTTP request as the application sees it; header names are looked up case-insensitively.
+
+    `unreadable` is set by the HTTP edge when it could not read the body (a bad Content-Length, a body over
+    the limit): the application then records the request and answers that.
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    unreadable: Reply | None = None
+    received: float = 0.0  # time.monotonic() when it arrived; 0 means "now"
+
+    def __post_init__(self) -> None:
+        self.headers = {name.lower(): value for name, value in dict(self.headers).items()}
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def key(self) -> str | None:
+        """auth.rs: the first of Authorization / x-api-key / x-goog-api-key present is the key presented."""
+        for name in ("Authorization", "x-api-key", "x-goog-api-key"):
+            value = self.header(name)
+            if value is not None:
+                return value.removeprefix("Bearer ") if name == "Authorization" else value
+        return None
+
 
 # Pillow format → the MIME type a client should declare for such bytes.
 SNIFFED_MIME: tuple[tuple[str, str], ...] = (

@@ -24,7 +24,10 @@ class Reply:
     delay: float = 0.0
     reset: str | None = None  # "before": drop the connection unanswered; "during": halfway through the body
     chunks: Callable[[], Iterator[bytes]] | None = None  # a body produced while it is sent (never in memory)
-    length: int | None = None  # the Content-Length of `chunks`
+    length: int | None = (
+        None  # Content-Length: required with `chunks`; above the body's size, a body cut short
+    )
+    pace: float = 0.0  # seconds between bytes: the whole answer, status line first, dribbled one at a time
 
     @property
     def payload(self) -> bytes:

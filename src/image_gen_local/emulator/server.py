@@ -1,18 +1,19 @@
-"""Offline emulator of the Antigravity Tools image API (docs/server-api.md).
+"""Offline emulator of the Antigravity Tools image API (docs/server-api.md): the HTTP edge.
 
 Users try the tool without spending quota, and every test of the project runs against it, so it copies the
 real server where a client can notice (status codes, plain-text error bodies, how `size`, `quality`,
 `image_size` and model suffixes pick the aspect ratio and pixel size, prompt rewriting, chat markdown
 replies) and draws pictures that say loudly that they are synthetic.
 
-This module is the HTTP edge; the server's rules are in `rules.py` (pure) and its pictures in
-`synthetic.py`.
+This module is only HTTP framing: it reads a request into an `app.Request`, hands it to `app.App`, and
+writes the `Reply` back (delayed, streamed, cut or reset as the reply says). What the server answers is
+decided in app.py, rules.py and faults.py; its pictures are drawn in synthetic.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
+import io
 import socket
 import socketserver
 import struct
@@ -20,67 +21,15 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..upstream import EMULATOR_HEADER, EMULATOR_HEADER_VALUE, PRO_IMAGE
-from .app import (
-    EmulatorConfig,
-    RecordedRequest,
-    control,
-    execute,
-    file_row,
-    job_reply,
-    peek,
-    pictures_reply,
-)
-from .faults import (
-    FaultPlan,
-    FaultSpec,
-    early_reply,
-    late_reply,
-    parse_pool,
-    parse_spec,
-    parse_specs,
-)
-from .rules import (
-    IMAGE_ROUTES,
-    MAX_BODY,
-    ImageJob,
-    Reply,
-    TextJob,
-    empty,
-    json_reply,
-    model_list,
-    parse_json_body,
-    parse_multipart,
-    plain,
-    plan_chat,
-    plan_edit,
-    plan_generation,
-    route_for,
-    split_edit_form,
-)
+from .app import App, EmulatorConfig, RecordedRequest
+from .faults import FaultPlan, parse_spec
+from .intake import Request
+from .rules import MAX_BODY, Reply, plain
 
 __all__ = ["Emulator", "EmulatorConfig", "RecordedRequest", "Reply", "serve"]
-
-
-# ---------------------------------------------------------------------------------------------------- HTTP
-
-
-@dataclass
-class _State:
-    """Shared by the handler threads of one emulator."""
-
-    config: EmulatorConfig
-    requests: list[RecordedRequest]
-    plan: FaultPlan
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, request: RecordedRequest) -> None:
-        with self.lock:
-            self.requests.append(request)
 
 
 class _BodyError(Exception):
@@ -89,12 +38,30 @@ class _BodyError(Exception):
         self.reply = reply
 
 
+class _Trickle(io.BufferedIOBase):
+    """A writer that sends one byte every `pace` seconds: the `trickle` fault."""
+
+    def __init__(self, out: Any, pace: float) -> None:
+        super().__init__()
+        self.out, self.pace = out, pace
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        for byte in bytes(data):
+            self.out.write(bytes([byte]))
+            self.out.flush()
+            time.sleep(self.pace)
+        return len(data)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], state: _State) -> None:
+    def __init__(self, address: tuple[str, int], app: App) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.state = state
+        self.app = app
         self._connections: set[socket.socket] = set()
         self._resets: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -158,25 +125,25 @@ class _Handler(BaseHTTPRequestHandler):
         """Replaced by the one line per request written in `_dispatch` when verbose."""
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.state.config.verbose:
+        if self.server.app.config.verbose:
             sys.stderr.write(f"[emulator] {self.address_string()} {format % args}\n")
 
     def _dispatch(self) -> None:
-        state = self.server.state
+        app = self.server.app
         started = time.monotonic()
-        route, methods = route_for(self.path)
-        record = RecordedRequest(self.command, self.path, route, self._authorized(state.config.api_key))
-        record.received = started
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), value)  # the first of a repeated header counts
+        request = Request(self.command, self.path, headers, received=started)
         try:
-            reply = self._answer(state, record, route, methods, self._read_body())
+            request.body = self._read_body()
         except _BodyError as exc:
             self.close_connection = True
-            reply = exc.reply
+            request.unreadable = exc.reply
         except Exception as exc:  # a bug in the emulator: say so instead of dropping the connection
             traceback.print_exc(file=sys.stderr)
-            reply = plain(500, f"image-gen-local emulator internal error: {exc!r}")
-        record.status = reply.status
-        state.record(record)
+            request.unreadable = plain(500, f"image-gen-local emulator internal error: {exc!r}")
+        reply, record = app.exchange(request)
         if reply.delay > 0:  # the answer comes `delay` after the request arrived, rendering included
             time.sleep(max(0.0, reply.delay - (time.monotonic() - started)))
         record.answered = time.monotonic()
@@ -184,30 +151,46 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        if state.config.verbose:
-            fields = [route, "scripted" if record.scripted else ""] + [
-                f"{name}={value}"
-                for name, value in (
-                    ("model", record.model),
-                    ("ratio", record.aspect_ratio),
-                    ("image_size", record.image_size),
-                )
-                if value is not None
-            ]
-            sys.stderr.write(
-                f"[emulator] {self.command} {self.path} -> {reply.status} "
-                f"{' '.join(f for f in fields if f)} {time.monotonic() - started:.2f}s\n"
+        if app.config.verbose:
+            self._log(record, reply, started)
+
+    def _log(self, record: RecordedRequest, reply: Reply, started: float) -> None:
+        fields = [record.route, "scripted" if record.scripted else ""] + [
+            f"{name}={value}"
+            for name, value in (
+                ("model", record.model),
+                ("ratio", record.aspect_ratio),
+                ("image_size", record.image_size),
             )
+            if value is not None
+        ]
+        sys.stderr.write(
+            f"[emulator] {self.command} {self.path} -> {reply.status} "
+            f"{' '.join(f for f in fields if f)} {time.monotonic() - started:.2f}s\n"
+        )
 
     def _send(self, reply: Reply) -> None:
         if reply.reset == "before":
             self.close_connection = True
             self.server.reset(self.connection)
             return
+        if reply.pace > 0:  # a trickle: every byte of the answer, status line first, one at a time
+            self.close_connection = True
+            out, self.wfile = self.wfile, _Trickle(self.wfile, reply.pace)
+            try:
+                self._write(reply)
+            finally:
+                self.wfile = out
+            return
+        self._write(reply)
+
+    def _write(self, reply: Reply) -> None:
         payload = reply.payload
+        length = reply.length if reply.length is not None else len(payload)
+        if length > len(payload) and reply.chunks is None:
+            self.close_connection = True  # a body cut short: the connection ends where the bytes do
         names = {name.lower() for name in reply.headers}
         self.send_response(reply.status)
-        self.send_header(EMULATOR_HEADER, EMULATOR_HEADER_VALUE)
         if reply.content_type and "content-type" not in names:
             self.send_header("Content-Type", reply.content_type)
         for name, value in reply.headers.items():
@@ -215,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         if self.close_connection and "connection" not in names:
             self.send_header("Connection", "close")
-        self.send_header("Content-Length", str(reply.length if reply.chunks else len(payload)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
         if self.command == "HEAD":
             return
@@ -229,17 +212,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.reset(self.connection)
         elif payload:
             self.wfile.write(payload)
-
-    def _authorized(self, api_key: str | None) -> bool:
-        """auth.rs: the first of Authorization / x-api-key / x-goog-api-key present is the key presented."""
-        if api_key is None:
-            return True
-        for header in ("Authorization", "x-api-key", "x-goog-api-key"):
-            value = self.headers.get(header)
-            if value is not None:
-                presented = value.removeprefix("Bearer ") if header == "Authorization" else value
-                return bool(api_key) and hmac.compare_digest(presented.encode(), api_key.encode())
-        return False
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -273,63 +245,6 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline(65537)
 
-    def _answer(
-        self, state: _State, record: RecordedRequest, route: str, methods: tuple[str, ...], raw: bytes
-    ) -> Reply:
-        config = state.config
-        content_type = self.headers.get("Content-Type")
-        if route == "control":
-            return control(state.plan, self.command, content_type, raw)
-        fault: FaultSpec | None = None
-        if self.command == "POST" and route in IMAGE_ROUTES:
-            item = state.plan.next()
-            if isinstance(item, Reply):
-                record.scripted = True
-                record.body, record.files = peek(route, content_type, raw)
-                return item
-            if item is not None and not item.fault.late:
-                record.scripted, record.fault = True, str(item)
-                record.body, record.files = peek(route, content_type, raw)
-                model = str(record.body.get("model") or PRO_IMAGE)
-                return early_reply(
-                    item, route, model, lambda pictures: pictures_reply(route, model, pictures)
-                )
-            fault = item
-        if route != "health" and not record.authorized:
-            return empty(401)
-        if route == "other":
-            return empty(404)
-        if self.command not in methods:
-            return empty(405)
-        if route == "health":
-            return json_reply(200, {"status": "ok", "emulator": True, "synthetic": True})
-        if route == "models":
-            return json_reply(200, model_list(config.models))
-        plan: ImageJob | TextJob | Reply
-        if route == "edits":
-            parts = parse_multipart(content_type, raw)
-            if isinstance(parts, Reply):
-                return parts
-            form = split_edit_form(parts)
-            record.body, record.files = dict(form.texts), [file_row(item) for item in form.images]
-            plan = plan_edit(form, config.models)
-        else:
-            parsed, error = parse_json_body(content_type, raw)
-            if error is not None:
-                return error
-            record.body = parsed if isinstance(parsed, dict) else {}
-            plan = (
-                plan_generation(parsed, config.models)
-                if route == "generations"
-                else plan_chat(parsed, config.models)
-            )
-        reply, pictures = execute(plan, record, config)
-        if fault is None:
-            return reply
-        record.scripted, record.fault = True, str(fault)
-        job = plan if isinstance(plan, ImageJob) else None
-        return late_reply(fault, reply, pictures, lambda found: job_reply(job, found) if job else reply)
-
 
 # ------------------------------------------------------------------------------------------------- public
 
@@ -341,20 +256,15 @@ class Emulator:
         self.config = config if config is not None else EmulatorConfig()
         self.host = host
         self.port = port
-        self.requests: list[RecordedRequest] = []
-        self.faults = FaultPlan(
-            parse_specs(self.config.faults),
-            self.config.fault_rate,
-            parse_pool(self.config.fault_pool),
-            self.config.seed,
-        )
-        self._state = _State(self.config, self.requests, self.faults)
+        self.app = App(self.config)
+        self.requests: list[RecordedRequest] = self.app.requests
+        self.faults: FaultPlan = self.app.plan
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> Emulator:
         if self._server is None:
-            server = _Server((self.host, self.port), self._state)
+            server = _Server((self.host, self.port), self.app)
             self.port = int(server.server_address[1])
             self._thread = threading.Thread(
                 target=server.serve_forever,

@@ -173,6 +173,7 @@ def measure(server: Server, modes: list[str], rounds: int, timeout: float) -> di
     results: dict[str, list[Run]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as temp:
         os.environ["IMAGE_GEN_CACHE_DIR"] = str(Path(temp) / "cache")
+        os.environ["IMAGE_GEN_DATA_DIR"] = str(Path(temp) / "data")  # its own history, not the user's
         for round_ in range(rounds):
             for mode in modes:
                 results[mode].append(one_run(server.url(mode), Path(temp) / f"{mode}-{round_}", timeout))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import batch
+import history
 import hostile
 import overhead
 import soak
@@ -21,6 +22,7 @@ SUITES: dict[str, Callable[[Sequence[str]], int]] = {
     "soak": soak.main,
     "batch": batch.main,
     "hostile": hostile.main,
+    "history": history.main,
 }
 
 

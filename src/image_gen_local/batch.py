@@ -20,6 +20,7 @@ from . import files
 from .config import Settings
 from .engine import Generator
 from .errors import ExitCode, ImageGenError, UsageError
+from .history import newest_in
 from .jobs import JobSpec, check_jobs, read_jobs, to_request
 from .manifest import Manifest
 from .progress import HEARTBEAT_SECONDS, Heartbeat
@@ -323,11 +324,13 @@ def run_batch(
     on_saved: Callable[[SavedImage], None] | None = None,
     on_job: Callable[[Job], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    alert: Callable[[str], None] | None = None,
 ) -> BatchRun:
     """Check every line of a batch (before any request), then run what the manifest says is missing.
 
     `lines` is called twice and must give the same lines each time (a file is read twice, streamed).
     Relative paths in jobs start from `base` (the batch file's folder). Raises UsageError for bad lines.
+    `alert` gets what must be said even when `warn` is quiet (a history that cannot be written).
     """
     options = options or BatchOptions()
     base = base or Path.cwd()
@@ -346,6 +349,7 @@ def run_batch(
     files.sweep_temps(output_dir)
     manifest = Manifest(options.manifest or output_dir / f"{Path(name).stem or 'batch'}.manifest.jsonl")
     done = manifest.done()
+    newest = newest_in(settings.history_file)  # `@last` in a job: the newest picture when the batch began
 
     def feed() -> Iterator[Job]:
         for spec in read_jobs(lines(), defaults):
@@ -355,7 +359,7 @@ def run_batch(
                 yield Job(spec=spec, done=already)
                 continue
             try:
-                prepared = prepare(to_request(spec, base), settings, check_output=False)
+                prepared = prepare(to_request(spec, base), settings, check_output=False, newest=newest)
             except ImageGenError as exc:
                 yield Job(spec=spec, error=exc, done=already)
                 continue
@@ -369,6 +373,7 @@ def run_batch(
         cache=cache,
         policy=RetryPolicy(max_retries=options.max_retries),
         throttle=throttle,
+        alert=alert,
     )
     if on_start is not None:
         on_start(jobs, pictures)

@@ -320,5 +320,5 @@ def test_skill_md_explains_basedir_first_and_every_example_path_is_a_placeholder
         assert sample.startswith("<") and sample.endswith(">"), sample
     commands = [line for line in body.splitlines() if line.startswith("python3 ")]
     for sample in re.findall(r"--image (\S+)", "\n".join(commands)):
-        assert sample.startswith("<"), sample
+        assert sample.startswith("<") or re.fullmatch(r"@(last|\d+)", sample), sample  # or a reference
     assert "only from the command's own output" in body

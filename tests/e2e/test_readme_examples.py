@@ -1,7 +1,9 @@
 """The README's examples run as written: every `image-gen` line of its bash blocks, against the emulator.
 
 A newcomer copies these first; if one of them fails, the README lies. The lines run through a real shell
-with the installed `image-gen` command, in a folder holding the files they name (photo.jpg, story.jsonl).
+with the installed `image-gen` command, in a folder holding the files they name (photo.jpg, story.jsonl),
+and, for the lines about earlier pictures (history, show, again, `@last`), a history of two pictures, one of
+them the cover.jpg they name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+SEEDS = ["image-gen 'a red fox in the snow'", "image-gen 'the same fox, but at night' -o cover.jpg"]
 STORY = [  # the README's own sample job file, with the picture it names
     {"prompt": "a fox waking up in a forest, watercolor", "aspect_ratio": "16:9", "resolution": "2k"},
     {"prompt": "the fox as a Japanese anime character", "image": ["fox.jpg"], "count": 2},
@@ -54,8 +57,14 @@ def test_a_readme_example_runs_as_written(emulator, tmp_path, command):
         IMAGE_GEN_BASE_URL=emulator.base_url,
         IMAGE_GEN_OUTPUT_DIR=str(tmp_path / "pictures"),
     )
+    earlier = re.search(r"@|image-gen (history|show|again)", command)
+    for line in SEEDS if earlier else []:
+        subprocess.run(
+            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, timeout=120, check=True
+        )
     proc = subprocess.run(
         ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, f"{command}\n{proc.stderr}"
-    assert "[IMAGE_PATH]" in proc.stdout or '"ok": true' in proc.stdout or "[ok]" in proc.stdout
+    results = ("[IMAGE_PATH]", '"ok": true', "[ok]", '"recipe": {', "prompt     ", "   @1  id:2")
+    assert any(result in proc.stdout for result in results), proc.stdout

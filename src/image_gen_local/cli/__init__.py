@@ -22,7 +22,7 @@ from .doctor import run_doctor
 from .emulator import run_emulator
 from .generate import run_generate, short_usage
 
-COMMANDS = ("generate", "batch", "demo", "emulator", "doctor")
+COMMANDS = ("generate", "batch", "history", "show", "again", "demo", "emulator", "doctor")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -76,6 +76,18 @@ def _dispatch(command: str, argv: list[str], console: Console, stdin: TextIO, en
         from .batch import run_batch_command
 
         return run_batch_command(rest, console, stdin, env)
+    if command == "history":
+        from .history import run_history
+
+        return run_history(rest, console, env)
+    if command == "show":
+        from .show import run_show
+
+        return run_show(rest, console, env)
+    if command == "again":
+        from .again import run_again
+
+        return run_again(rest, console, env)
     return run_generate(rest, console, stdin, env, commands=() if argv[0] == "generate" else COMMANDS)
 
 

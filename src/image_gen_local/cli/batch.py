@@ -18,7 +18,7 @@ from ..jobs import parse_rate
 from ..progress import BatchProgress
 from ..request import MAX_COUNT, SavedImage
 from ..servers import ServerCache
-from .args import Parser, connection_options, picture_options, settings_from, whole
+from .args import Parser, connection_options, history_option, picture_options, settings_from, whole
 from .console import Console, Terminated, marker
 
 MAX_CONCURRENCY = 16
@@ -46,8 +46,9 @@ def batch_parser(prog: str) -> Parser:
     parser.add_argument(
         "--json", action="store_true", help="one JSON document at the end instead of marker lines"
     )
-    picture_options(parser, batch=True)
+    picture_options(parser, each=", for every job", defaults=False)
     connection_options(parser)
+    history_option(parser)
     return parser
 
 
@@ -140,6 +141,7 @@ def run_batch_command(argv: Sequence[str], console: Console, stdin: TextIO, env:
                 on_saved=on_saved,
                 on_job=on_job,
                 on_start=on_start,
+                alert=console.warn,
             )
         except (KeyboardInterrupt, Terminated) as exc:
             _interrupted(console, progress[0] if progress else None)

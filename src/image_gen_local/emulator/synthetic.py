@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
+from ..upstream import SYNTHETIC_LABEL
 from .rules import ImageJob, ReceivedImage, format_mime
 
 BANNER = "SYNTHETIC — image-gen-local emulator, no AI model was used"
 PNG_SOFTWARE = "image-gen-local emulator"
-PNG_COMMENT = "synthetic image, no AI model was used"
+PNG_COMMENT = SYNTHETIC_LABEL
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 Color = tuple[int, int, int]

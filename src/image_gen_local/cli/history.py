@@ -63,5 +63,6 @@ def run_history(argv: Sequence[str], console: Console, env: Mapping[str, str]) -
         found = f"no picture's prompt holds {words!r}" if words else "no pictures yet"
         console.say(f"{found} (history: {path})")
     elif not args.json and len(entries) < total and len(entries) == limit:
-        console.say(f"the {limit} newest of {total} shown; --limit N shows more")
+        shown = f"the {limit} newest matches" if words else f"the {limit} newest of {total} pictures"
+        console.say(f"{shown} shown; --limit N shows more")
     return 0

@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("the request model", {"request"}),
     ("engine", {"engine", "delivery"}),
     ("many pictures", {"jobs", "batch"}),
-    ("api, doctor, demo", {"api", "doctor", "demo"}),
+    ("api, doctor, demo, gallery", {"api", "doctor", "demo", "gallery"}),
     ("front doors", {"cli", "__init__", "__main__"}),
 ]
 EMULATOR = "emulator"

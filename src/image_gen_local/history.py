@@ -193,26 +193,29 @@ class History:
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM pictures")[0][0])
 
-    def search(self, words: str = "", limit: int = DEFAULT_LIMIT) -> list[Entry]:
-        """The newest pictures first, those whose prompt holds every word when words are given."""
+    def search(self, words: str = "", limit: int = DEFAULT_LIMIT, before: int | None = None) -> list[Entry]:
+        """The newest pictures first (older than the id `before`, for the next page), those whose prompt
+        holds every word when words are given."""
         if not self.path.exists():
             return []
+        older = "id < ?" if before is not None else "1"
+        paging: tuple[Any, ...] = (before,) if before is not None else ()
         terms = _WORD.findall(words)
         if not terms:
-            return self._entries(f"SELECT {_COLUMNS} FROM pictures ORDER BY id DESC LIMIT ?", (limit,))
-        found: list[Entry] = []
-        if self._full_text():
-            match = " ".join(f'"{term}"*' for term in terms)  # each word, or a word starting with it
+            sql = f"SELECT {_COLUMNS} FROM pictures WHERE {older} ORDER BY id DESC LIMIT ?"
+            return self._entries(sql, (*paging, limit))
+        match = " ".join(f'"{term}"*' for term in terms)  # each word, or a word starting with it
+        found = "SELECT 1 FROM prompts WHERE prompts MATCH ? LIMIT 1"
+        if self._full_text() and self._query(found, (match,)):  # decided once for every page
             sql = (
-                f"SELECT {_COLUMNS} FROM pictures WHERE id IN "
+                f"SELECT {_COLUMNS} FROM pictures WHERE {older} AND id IN "
                 "(SELECT rowid FROM prompts WHERE prompts MATCH ?) ORDER BY id DESC LIMIT ?"
             )
-            found = self._entries(sql, (match, limit))
-        if not found:  # no FTS5, or words inside other words (Chinese has no spaces): substrings
-            like = " AND ".join("prompt LIKE ? ESCAPE '\\'" for _ in terms)
-            sql = f"SELECT {_COLUMNS} FROM pictures WHERE {like} ORDER BY id DESC LIMIT ?"
-            found = self._entries(sql, (*(f"%{_escape_like(t)}%" for t in terms), limit))
-        return found
+            return self._entries(sql, (*paging, match, limit))
+        # no FTS5, or words inside other words (Chinese has no spaces): substrings
+        like = " AND ".join("prompt LIKE ? ESCAPE '\\'" for _ in terms)
+        sql = f"SELECT {_COLUMNS} FROM pictures WHERE {older} AND {like} ORDER BY id DESC LIMIT ?"
+        return self._entries(sql, (*paging, *(f"%{_escape_like(t)}%" for t in terms), limit))
 
     def entry(self, ref: str, newest: int | None = None) -> Entry:
         """The picture a reference names (counting from `newest` when given); UsageError if none."""
@@ -221,7 +224,8 @@ class History:
         if total == 0:
             raise UsageError(f"{ref}: the history is empty", "make a picture first; see `image-gen history`")
         if kind == "id":
-            rows = self._entries(f"SELECT {_COLUMNS} FROM pictures WHERE id = ?", (number,))
+            found = self.by_id(number)
+            rows = [found] if found else []
         else:
             top = newest if newest is not None else 1 << 62
             sql = f"SELECT {_COLUMNS} FROM pictures WHERE id <= ? ORDER BY id DESC LIMIT 1 OFFSET ?"
@@ -230,6 +234,10 @@ class History:
             held = f"the history holds {total} picture(s)"
             raise UsageError(f"{ref}: no such picture ({held})", REF_HELP)
         return rows[0]
+
+    def by_id(self, picture_id: int) -> Entry | None:
+        rows = self._entries(f"SELECT {_COLUMNS} FROM pictures WHERE id = ?", (picture_id,))
+        return rows[0] if rows else None
 
     def by_path(self, path: Path) -> Entry | None:
         rows = self._entries(f"SELECT {_COLUMNS} FROM pictures WHERE path = ? ORDER BY id DESC", (str(path),))

@@ -48,7 +48,8 @@ def jobs_file(path: Path, *prompts: str) -> Path:
         ("doctr", "did you mean `image-gen doctor`?"),
         ("bacth", "did you mean `image-gen batch`?"),
         ("emulator", "did you mean `image-gen emulator`?"),  # equal to a command, after an option
-        ("gallary", "is not a command (yet)"),
+        ("gallary", "did you mean `image-gen gallery`?"),
+        ("mcp", "is not a command (yet)"),
         ("help", "is not a command (yet)"),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,14 +58,45 @@ def test_a_readme_example_runs_as_written(emulator, tmp_path, command):
         IMAGE_GEN_BASE_URL=emulator.base_url,
         IMAGE_GEN_OUTPUT_DIR=str(tmp_path / "pictures"),
     )
-    earlier = re.search(r"@|image-gen (history|show|again)", command)
+    env["BROWSER"] = "true"  # `--open` runs `true`, not a browser
+    earlier = re.search(r"@|image-gen (history|show|again|gallery)", command)
     for line in SEEDS if earlier else []:
         subprocess.run(
             ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, timeout=120, check=True
         )
+    if re.match(r"image-gen gallery(?!.*--export)", command):  # a server: it starts, says where, stops
+        return _serves(command, tmp_path, env)
     proc = subprocess.run(
         ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, f"{command}\n{proc.stderr}"
-    results = ("[IMAGE_PATH]", '"ok": true', "[ok]", '"recipe": {', "prompt     ", "   @1  id:2")
+    results = (
+        "[IMAGE_PATH]",
+        '"ok": true',
+        "[ok]",
+        '"recipe": {',
+        "prompt     ",
+        "   @1  id:2",
+        "index.html",
+    )
     assert any(result in proc.stdout for result in results), proc.stdout
+
+
+def _serves(command: str, folder: Path, env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {command}"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        address = proc.stdout.readline()
+        assert address.startswith("http://127.0.0.1:") and "?t=" in address, proc.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=20)

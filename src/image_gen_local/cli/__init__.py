@@ -22,7 +22,7 @@ from .doctor import run_doctor
 from .emulator import run_emulator
 from .generate import run_generate, short_usage
 
-COMMANDS = ("generate", "batch", "history", "show", "again", "demo", "emulator", "doctor")
+COMMANDS = ("generate", "batch", "history", "show", "again", "gallery", "demo", "emulator", "doctor")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -84,6 +84,10 @@ def _dispatch(command: str, argv: list[str], console: Console, stdin: TextIO, en
         from .show import run_show
 
         return run_show(rest, console, env)
+    if command == "gallery":
+        from .gallery import run_gallery
+
+        return run_gallery(rest, console, env)
     if command == "again":
         from .again import run_again
 

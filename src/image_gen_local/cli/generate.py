@@ -43,7 +43,7 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
     parser = Parser(
         prog=prog,
         description="Generate or transform pictures through a local OpenAI-compatible image server.",
-        epilog=f"Other commands: {prog} batch | history | show | again | demo | emulator | doctor "
+        epilog=f"Other commands: {prog} batch | history | show | again | gallery | demo | emulator | doctor "
         "(each has --help). "
         + defaults_epilog()
         + " Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
@@ -81,7 +81,8 @@ def _request_from(args: argparse.Namespace, stdin: TextIO) -> ImageRequest:
 def short_usage(prog: str) -> str:
     """What `image-gen` with no arguments shows: how to call it, three examples, where help is."""
     lines = [
-        f"usage: {prog} PROMPT [options]   (or: {prog} batch|history|show|again|demo|emulator|doctor ...)",
+        f"usage: {prog} PROMPT [options]",
+        f"   or: {prog} batch|history|show|again|gallery|demo|emulator|doctor ...",
         "examples:",
     ]
     lines += [f"  {prog} {example}" for example in EXAMPLES]

@@ -14,6 +14,7 @@ from typing import Any
 from ..config import HISTORY_FILE, data_dir
 from ..errors import InputImageError
 from ..failures import printable
+from ..provenance import recipe_rows
 from .args import Parser
 from .console import Console
 
@@ -82,61 +83,8 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     return recipe
 
 
-def _size(part: Any) -> str:
-    if not isinstance(part, dict):
-        return "?"
-    fmt = f" {part['format']}" if part.get("format") else ""
-    return f"{part.get('width', '?')}x{part.get('height', '?')}{fmt}"
-
-
 def recipe_lines(path: Path, recipe: dict[str, Any]) -> list[str]:
-    """The recipe for a person: one `name  value` line per fact, only the facts the recipe holds."""
-    rows: list[tuple[str, str]] = [("file", str(path))]
-    prompt = str(recipe.get("prompt", ""))
-    rows += [("prompt", line) for line in (prompt.splitlines() or [""])]
-    if recipe.get("prompt_cut"):
-        rows.append(
-            ("", f"(cut to fit the file: {recipe['prompt_cut']} characters in all; the history has it)")
-        )
-    if recipe.get("synthetic"):
-        rows.append(("SYNTHETIC", "drawn by the image-gen-local emulator; no AI model was used"))
-    rows.append(("made", f"{recipe.get('made', '?')} by {recipe.get('tool', '?')}"))
-    rows.append(
-        ("model", f"{recipe.get('model', '?')} via {recipe.get('route', '?')} at {recipe.get('server', '?')}")
-    )
-    rows.append(("requested", _requested(recipe.get("requested"))))
-    asked = recipe.get("asked")
-    if isinstance(asked, dict):
-        tier = f" {asked['tier']}" if asked.get("tier") else ""
-        rows.append(("asked", f"{asked.get('ratio', '?')}{tier} ({_size(asked)})"))
-    rows.append(("received", _size(recipe.get("received"))))
-    rows.append(("delivered", _delivered(recipe.get("delivered"))))
-    rows.append(("time", f"{recipe.get('seconds', '?')} s, {recipe.get('retries', 0)} retries"))
-    for item in recipe.get("inputs") or []:
-        if isinstance(item, dict):
-            rows.append(("input", f"{item.get('name', '?')} (sha256 {str(item.get('sha256', '?'))[:16]}…)"))
-    rows += [("warning", str(w)) for w in recipe.get("warnings") or []]
+    """The recipe for a person: one `name  value` line per fact, control characters made visible."""
+    rows = [("file", str(path)), *recipe_rows(recipe)]
     width = max(len(name) for name, _ in rows)
     return [printable(f"{name:<{width}}  {value}".rstrip()) for name, value in rows]
-
-
-def _requested(requested: Any) -> str:
-    if not isinstance(requested, dict):
-        return "?"
-    said = [f"--size {requested['size']}"] if requested.get("size") else []
-    if requested.get("aspect_ratio"):
-        said.append(f"--aspect-ratio {requested['aspect_ratio']}")
-    said.append(f"--resolution {requested.get('resolution', '?')}")
-    ratio = f" (ratio {requested['ratio']})" if requested.get("ratio") else ""
-    return " ".join(said) + ratio
-
-
-def _delivered(delivered: Any) -> str:
-    if not isinstance(delivered, dict):
-        return "?"
-    changes = []
-    if delivered.get("crop"):
-        changes.append(f"cropped to box {tuple(delivered['crop'])}")
-    if delivered.get("resize"):
-        changes.append("resized")
-    return _size(delivered) + (f" ({', then '.join(changes)} here)" if changes else "")

@@ -8,6 +8,10 @@ picture's recipe (into the file, and into the history) adds to the client's cost
    (`History.add` into that 10 000-row history), per picture, at 1K and 4K (the overhead benchmark's noisy
    PNGs), as a share of the client's own overhead per picture (ours - bare) measured by bench/overhead.py
    in the same run. **Target: labelling < 5 % of that overhead.**
+3. The gallery over the same 10 000 pictures: its JSON answers for the first page, a page deep in the
+   history and a search (the server in process, answers over HTTP), a thumbnail made and read from its
+   cache, and, when Playwright and Debian's Chromium are installed, the time from opening the page to its
+   first 60 cards and to the next 60 after a scroll.
 
 Usage: python bench/history.py [--quick]; python bench/run.py runs every benchmark. See bench/README.md.
 """
@@ -159,6 +163,83 @@ def labelling(home: Path, runs: int, repeat: int) -> list[str]:
     ]
 
 
+def gallery(home: Path, runs: int) -> list[str]:
+    """Section 3: the gallery's answers and page over the 10 000-row history."""
+    import http.client
+    import threading
+
+    from image_gen_local.gallery import thumbs
+    from image_gen_local.gallery.server import Gallery, Server
+
+    store = History(home / "data" / "history.sqlite3")
+    served = Gallery(store, home / "thumbs")
+    server = Server(served)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+
+    def get(path: str) -> None:
+        connection.request("GET", f"{path}&t={served.token}")
+        answer = connection.getresponse()
+        answer.read()
+        assert answer.status == 200, (path, answer.status)
+
+    rows = ["| answer | median |", "|---|---:|"]
+    for label, path in [
+        ("first page (60 cards)", "/api/pictures?limit=60"),
+        ("a page 5 000 pictures deep", "/api/pictures?limit=60&before=5000"),
+        ("a search (`fox night`)", "/api/pictures?limit=60&q=fox%20night"),
+        ("one picture's details", "/api/picture/1234?x=1"),
+    ]:
+        rows.append(f"| {label} | {per_call(lambda path=path: get(path), runs * 4) * 1000:.1f} ms |")
+    picture = home / "one.png"
+    picture.write_bytes(overhead.canned_png((1024, 1024)))
+    cold = per_call(lambda: thumbs._make(picture), runs)
+    thumbs.thumbnail(picture, home / "thumbs")
+    warm = per_call(lambda: thumbs.thumbnail(picture, home / "thumbs"), runs * 4)
+    rows.append(
+        f"| a thumbnail made from a 1K PNG / read from its cache | {cold * 1000:.0f} ms / "
+        f"{warm * 1000:.2f} ms |"
+    )
+    rows += browser_rows(served.url(), runs)
+    server.shutdown()
+    server.server_close()
+    store.close()
+    return [
+        *rows,
+        "",
+        f"- medians of {runs * 4} answers ({runs} for thumbnails and page loads), one keep-alive connection",
+    ]
+
+
+def browser_rows(url: str, runs: int) -> list[str]:
+    """Page timings in Debian's Chromium through Playwright, when both are installed."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return ["| the page in a browser | not measured: no playwright |"]
+    if not Path("/usr/bin/chromium").exists():
+        return ["| the page in a browser | not measured: no /usr/bin/chromium |"]
+    first, more = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        for _ in range(runs):
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            started = time.perf_counter()
+            page.goto(url)
+            page.locator(".card").nth(59).wait_for()
+            first.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            page.mouse.wheel(0, 50_000)
+            page.locator(".card").nth(119).wait_for()
+            more.append(time.perf_counter() - started)
+            page.close()
+        browser.close()
+    return [
+        f"| the page in Chromium: opened to its first 60 cards | {statistics.median(first) * 1000:.0f} ms |",
+        f"| the page in Chromium: scrolled to the next 60 | {statistics.median(more) * 1000:.0f} ms |",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, and leave bench/README.md alone")
@@ -166,8 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs, repeat = (3, 2) if args.quick else (11, 7)
     with tempfile.TemporaryDirectory(prefix="image-gen-bench-history-") as tmp:
         home = Path(tmp)
-        body = [datetime.now().isoformat(timespec="minutes"), "", *listing(home, runs), ""]
+        load = "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+        when = f"{datetime.now().isoformat(timespec='minutes')}; nproc {os.cpu_count()}; {load} at the start"
+        body = [when, "", *listing(home, runs), ""]
         body += labelling(home, runs, repeat)
+        body += ["", *gallery(home, runs)]
     section = "\n".join(body) + "\n"
     print(f"## {TITLE}\n\n{section}")
     if not args.quick:

@@ -197,3 +197,16 @@ def test_positions_stay_right_when_a_row_was_removed_by_hand(store, tmp_path):
         db.execute("DELETE FROM pictures WHERE id = 2")
     assert [(e.prompt, e.ref) for e in store.search()] == [("d", "@1"), ("c", "@2"), ("a", "@3")]
     assert store.entry("@3").prompt == "a" and store.entry("@id:3").ref == "@2"
+
+
+def test_pages_follow_each_other_without_gaps_or_repeats(store, tmp_path):
+    filled(store, tmp_path, *(f"a fox number {n}" if n % 2 else f"a whale number {n}" for n in range(9)))
+    for words, expected in (("", 9), ("fox", 4), ("umbe", 9)):  # all, full-text, substring
+        seen, before = [], None
+        for _ in range(10):  # bounded
+            page = store.search(words, 2, before)
+            seen += [entry.id for entry in page]
+            if len(page) < 2:
+                break
+            before = page[-1].id
+        assert len(seen) == len(set(seen)) == expected and seen == sorted(seen, reverse=True), words

@@ -125,7 +125,7 @@ def test_again_makes_the_picture_again_with_options_overriding(emulator, out_dir
     assert (image["width"], image["height"]) == (600, 400)
     last = edits(emulator)[-1]
     assert last.effective_prompt == "a watercolor fox" and len(last.files) == 1
-    bigger = gen(emulator, out_dir, "again", "@2", "the fox at night", "--size", "900x600", "-n", "2")
+    bigger = gen(emulator, out_dir, "again", "@2", "--size", "900x600", "the fox at night", "-n", "2")
     assert bigger.code == 0 and len(bigger.paths) == 2
     assert edits(emulator)[-1].effective_prompt == "the fox at night"
     assert [e.recipe["delivered"]["width"] for e in rows()[:2]] == [900, 900]

@@ -28,6 +28,7 @@ def again_parser(prog: str) -> Parser:
         "file saved by image-gen-local. The server, key, route, timeout and output folder are today's "
         "settings.",
     )
+    parser.intermixed = True
     parser.add_argument("ref", metavar="REF", help="@last, @2, @id:42, or a picture file")
     parser.add_argument("prompt", nargs="?", help="a new prompt (default: the recipe's)")
     picture_options(parser, each=" (default: the recipe's)", defaults=False)

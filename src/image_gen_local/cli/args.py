@@ -20,13 +20,16 @@ from ..upstream import DEFAULT_MODEL
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line with the fix, and exit code 2."""
 
+    intermixed = False  # positionals may also come after options (`again @1 --size 800x600 'new prompt'`)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, f"see `{self.prog} --help`")
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
-        parsed, extras = self.parse_known_args(args, namespace)
+        parse = self.parse_known_intermixed_args if self.intermixed else self.parse_known_args
+        parsed, extras = parse(args, namespace)
         if extras:
             raise self._unrecognized(parsed, list(extras))
         return parsed

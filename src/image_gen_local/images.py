@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .containers import sniff
 from .errors import InputImageError
 from .geometry import MAX_RATIO, MIN_RATIO
 from .upstream import SYNTHETIC_LABEL
@@ -305,4 +306,4 @@ FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
 def labelable(picture: Picture) -> Picture:
     """A picture in a format that can carry its recipe: PNG, JPEG, WebP and GIF as they are, anything else
     (a server sending BMP or TIFF) as PNG."""
-    return picture if picture.format in _EXT else convert(picture, "PNG")
+    return picture if sniff(picture.data) else convert(picture, "PNG")

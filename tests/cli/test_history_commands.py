@@ -131,6 +131,12 @@ def test_again_makes_the_picture_again_with_options_overriding(emulator, out_dir
     assert [e.recipe["delivered"]["width"] for e in rows()[:2]] == [900, 900]
 
 
+def test_again_with_a_new_resolution_keeps_the_ratio_of_an_exact_size(emulator, out_dir):
+    gen(emulator, out_dir, "a banner", "--size", "600x400")
+    run = gen(emulator, out_dir, "again", "@last", "--resolution", "2k", "--json")
+    assert run.code == 0 and (run.json["images"][0]["width"], run.json["images"][0]["height"]) == (2528, 1696)
+
+
 def test_again_from_a_picture_file_uses_its_recipe(emulator, out_dir, tmp_path):
     [path] = gen(emulator, out_dir, "a lighthouse", "--aspect-ratio", "3:2").paths
     copy = tmp_path / "sent-to-me.png"

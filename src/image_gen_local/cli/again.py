@@ -58,15 +58,17 @@ def run_again(argv: Sequence[str], console: Console, env: Mapping[str, str]) -> 
             f"{args.ref} holds only the start of its prompt ({recipe['prompt_cut']} characters did not fit)",
             "use its history reference (`image-gen history`), or give the prompt",
         )
+    # A new ratio or resolution replaces an exact size asked for before, keeping that size's ratio.
+    keep_size = not (args.size or args.aspect_ratio or args.resolution)
+    size = args.size or (requested.get("size") if keep_size else None)
+    dropped = requested.get("ratio") if requested.get("size") and not keep_size else None
     try:
         request = request_from_options(
             args.prompt if args.prompt is not None else str(recipe["prompt"]),
             images=images,
-            size=args.size if args.size is not None else requested.get("size"),
+            size=size,
             resolution=args.resolution or requested.get("resolution"),
-            aspect_ratio=args.aspect_ratio
-            if args.aspect_ratio is not None
-            else requested.get("aspect_ratio"),
+            aspect_ratio=args.aspect_ratio or requested.get("aspect_ratio") or dropped,
             count=args.count or 1,
             output=args.output,
         )

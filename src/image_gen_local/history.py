@@ -48,7 +48,8 @@ _FTS = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS prompts USING fts5(prompt, content='pictures', content_rowid='id', "
     "tokenize='unicode61 remove_diacritics 2')"
 )
-_COLUMNS = "id, created, path, prompt, model, width, height, synthetic, recipe"
+_FIELDS = "created, path, prompt, model, width, height, synthetic, recipe"
+_COLUMNS = f"id, {_FIELDS}"
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,7 @@ class History:
             try:
                 db.execute("BEGIN IMMEDIATE")  # take the write lock now, waiting for others; never mid-way
                 try:
-                    cursor = db.execute(
-                        f"INSERT INTO pictures ({_COLUMNS[4:]}) VALUES (?,?,?,?,?,?,?,?)", row
-                    )
+                    cursor = db.execute(f"INSERT INTO pictures ({_FIELDS}) VALUES (?,?,?,?,?,?,?,?)", row)
                     picture_id = int(cursor.lastrowid or 0)
                     if self._fts:
                         db.execute("INSERT INTO prompts (rowid, prompt) VALUES (?, ?)", (picture_id, row[2]))

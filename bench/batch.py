@@ -72,6 +72,7 @@ def spawn(argv: list[str], env: dict[str, str], cwd: Path) -> Child:
 def client_env(tmp: Path, url: str, out: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGE_GEN_", "OPENAI_"))}
     env.update(IMAGE_GEN_CACHE_DIR=str(tmp / "cache"), IMAGE_GEN_BASE_URL=url, IMAGE_GEN_OUTPUT_DIR=str(out))
+    env["IMAGE_GEN_DATA_DIR"] = str(tmp / "data")  # its own history, not the user's
     return env
 
 

@@ -119,6 +119,7 @@ def one_run(url: str, folder: Path, timeout: float) -> Run:
 def measure(emulator: Emulator, labels: list[str], rounds: int, timeout: float) -> dict[str, list[Run]]:
     results: dict[str, list[Run]] = {label: [] for label in labels}
     with tempfile.TemporaryDirectory() as temp:
+        os.environ["IMAGE_GEN_DATA_DIR"] = str(Path(temp) / "data")  # its own history, not the user's
         for round_ in range(rounds):
             for label in labels:
                 arm(emulator, ANSWERS[label])

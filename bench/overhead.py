@@ -129,6 +129,7 @@ def child_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGE_GEN_", "OPENAI_"))}
     env["IMAGE_GEN_CACHE_DIR"] = str(home / "cache")
     env["XDG_CONFIG_HOME"] = str(home / "config")  # no user config.toml
+    env["IMAGE_GEN_DATA_DIR"] = str(home / "data")  # its own history (recorded: part of the cost)
     return env
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import batch
+import history
 import hostile
 import mcp_start
 import overhead
@@ -23,6 +24,7 @@ SUITES: dict[str, Callable[[Sequence[str]], int]] = {
     "batch": batch.main,
     "hostile": hostile.main,
     "mcp": mcp_start.main,
+    "history": history.main,
 }
 
 

@@ -72,7 +72,9 @@ def soak(label: str, requests: int, config: EmulatorConfig, scale: float, folder
     failed: list[str] = []
     saved = retries = 0
     with Emulator(config) as emu:
-        settings = Settings(base_url=emu.base_url, output_dir=out, timeout=600 * scale * 10)
+        settings = Settings(
+            base_url=emu.base_url, output_dir=out, timeout=600 * scale * 10, data_dir=out.parent / "data"
+        )
         generator = Generator(settings, warn=lambda _line: None, policy=scaled_policy(scale))
         started = time.perf_counter()
         try:

@@ -26,6 +26,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         "IMAGE_GEN_ROUTE",
         "IMAGE_GEN_TIMEOUT",
         "IMAGE_GEN_CONFIG",
+        "IMAGE_GEN_DATA_DIR",
+        "IMAGE_GEN_HISTORY",
+        "IMAGE_GEN_NO_HISTORY",
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
     ):

@@ -22,7 +22,7 @@ NAME = "image_gen_local"
 
 # Lowest first. A module not listed here fails the test: every new module must take its place.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("errors and upstream facts", {"errors", "upstream"}),
+    ("errors, upstream facts, the version", {"errors", "upstream", "version"}),
     (
         "pure helpers",
         {
@@ -36,13 +36,16 @@ LAYERS: list[tuple[str, set[str]]] = [
             "files",
             "images",
             "manifest",
+            "containers",
+            "provenance",
+            "history",
         },
     ),
     ("talking to servers", {"protocol", "wire", "transport", "answers", "servers"}),
     ("the request model", {"request"}),
-    ("engine", {"engine"}),
+    ("engine", {"engine", "delivery"}),
     ("many pictures", {"jobs", "batch", "batchfile"}),
-    ("api, doctor, demo", {"api", "doctor", "demo"}),
+    ("api, doctor, demo, gallery", {"api", "doctor", "demo", "gallery"}),
     ("front doors", {"cli", "__init__", "__main__", "mcp_server", "mcp_tools"}),
 ]
 EMULATOR = "emulator"

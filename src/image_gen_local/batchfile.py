@@ -18,6 +18,7 @@ from .batch import LISTED_BAD_LINES, BatchOptions, BatchOutcome, Job, run_jobs
 from .config import Settings
 from .engine import Generator
 from .errors import ImageGenError, UsageError
+from .history import newest_in
 from .jobs import JobSpec, check_jobs, read_jobs, to_request
 from .manifest import Manifest
 from .request import SavedImage, prepare
@@ -59,7 +60,8 @@ def run_batch(
 
     `lines` is called twice and must give the same lines each time (a file is read twice, streamed).
     Relative paths in jobs start from `base` (the batch file's folder); `source` is the job file, which the
-    manifest may not be. `notice` gets lines to show even without -v (a repaired manifest). Raises
+    manifest may not be. `notice` gets lines to show even without -v (a repaired manifest, a history that
+    cannot be written). Raises
     UsageError for bad lines, OutputError when the manifest cannot be claimed; nothing is sent then.
     """
     options = options or BatchOptions()
@@ -83,6 +85,7 @@ def run_batch(
         notice(note)
     try:
         done = manifest.done()
+        newest = newest_in(settings.history_file)  # `@last` in a job: the newest picture when the batch began
 
         def feed() -> Iterator[Job]:
             for spec in read_jobs(lines(), defaults):
@@ -92,7 +95,7 @@ def run_batch(
                     yield Job(spec=spec, done=already)
                     continue
                 try:
-                    prepared = prepare(to_request(spec, base), settings, check_output=False)
+                    prepared = prepare(to_request(spec, base), settings, check_output=False, newest=newest)
                 except ImageGenError as exc:
                     yield Job(spec=spec, error=exc, done=already)
                     continue
@@ -100,7 +103,9 @@ def run_batch(
 
         throttle = Throttle(options.concurrency, options.per_minute)
         policy = RetryPolicy(max_retries=options.max_retries)
-        generator = Generator(settings, warn=warn, info=info, cache=cache, policy=policy, throttle=throttle)
+        generator = Generator(
+            settings, warn=warn, info=info, cache=cache, policy=policy, throttle=throttle, alert=notice
+        )
         if on_start is not None:
             on_start(jobs, pictures)
         try:

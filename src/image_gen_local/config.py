@@ -1,7 +1,9 @@
 """Settings: flags beat environment beat config file beat defaults.
 
 The config file is TOML at `$IMAGE_GEN_CONFIG`, else `$XDG_CONFIG_HOME/image-gen-local/config.toml`
-(`~/.config/...`). Keys: base_url, api_key, model, output_dir, route, timeout.
+(`~/.config/...`). Keys: base_url, api_key, model, output_dir, route, timeout, history.
+The history of pictures lives in the data folder: `$IMAGE_GEN_DATA_DIR`, else
+`$XDG_DATA_HOME/image-gen-local` (`~/.local/share/...`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ ENV = {
     "output_dir": "IMAGE_GEN_OUTPUT_DIR",
     "route": "IMAGE_GEN_ROUTE",
     "timeout": "IMAGE_GEN_TIMEOUT",
+    "history": "IMAGE_GEN_HISTORY",
+}
+NO_HISTORY_ENV = "IMAGE_GEN_NO_HISTORY"  # set to 1: the same as IMAGE_GEN_HISTORY=0 or --no-history
+HISTORY_FILE = "history.sqlite3"
+_SWITCH = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
 }
 DEFAULTS: dict[str, Any] = {
     "base_url": DEFAULT_BASE_URL,
@@ -39,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "output_dir": DEFAULT_OUTPUT_DIR,
     "route": "auto",
     "timeout": DEFAULT_TIMEOUT,
+    "history": True,
 }
 
 
@@ -52,12 +68,20 @@ class Settings:
     output_dir: Path = field(default_factory=lambda: Path(DEFAULT_OUTPUT_DIR).expanduser())
     route: str = "auto"
     timeout: float = DEFAULT_TIMEOUT
+    history: bool = True  # record every picture in the history (the data folder's history.sqlite3)
+    data_dir: Path = field(default_factory=lambda: data_dir(os.environ))
+
+    @property
+    def history_file(self) -> Path:
+        """Where the history is, recorded or not (reading `@last` works with recording off)."""
+        return self.data_dir / HISTORY_FILE
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback
         key = "***" if self.api_key else None
         return (
             f"Settings(base_url={self.base_url!r}, api_key={key}, model={self.model!r}, "
-            f"output_dir={str(self.output_dir)!r}, route={self.route!r}, timeout={self.timeout})"
+            f"output_dir={str(self.output_dir)!r}, route={self.route!r}, timeout={self.timeout}, "
+            f"history={self.history}, data_dir={str(self.data_dir)!r})"
         )
 
 
@@ -131,6 +155,9 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             f"timeout {merged['timeout']!r} must be more than 0 seconds", "use e.g. --timeout 600"
         )
     timeout = min(timeout, MAX_TIMEOUT)  # beyond a week no clock or socket call behaves: a week it is
+    history = switch(merged["history"], f"history setting ({ENV['history']} or the config file)")
+    if flags.get("history") is None and switch(env.get(NO_HISTORY_ENV) or "0", NO_HISTORY_ENV):
+        history = False
     model = str(merged["model"]).strip()
     if not model:
         raise UsageError("the model name is empty", f"use e.g. --model {DEFAULT_MODEL}")
@@ -141,13 +168,35 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         output_dir=Path(str(merged["output_dir"])).expanduser(),
         route=route,
         timeout=timeout,
+        history=history,
+        data_dir=data_dir(env),
     )
+
+
+def switch(value: Any, name: str) -> bool:
+    """On or off, from a TOML boolean or the words people write in environment variables."""
+    if isinstance(value, bool):
+        return value
+    found = _SWITCH.get(str(value).strip().lower())
+    if found is None:
+        raise UsageError(
+            f"{name} {value!r} is neither on nor off", "use 1 or 0 (or true/false, yes/no, on/off)"
+        )
+    return found
 
 
 def cache_dir(env: Mapping[str, str]) -> Path:
     if env.get("IMAGE_GEN_CACHE_DIR"):
         return Path(env["IMAGE_GEN_CACHE_DIR"]).expanduser()
     base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "image-gen-local"
+
+
+def data_dir(env: Mapping[str, str]) -> Path:
+    """Where what we keep lives (the history): $IMAGE_GEN_DATA_DIR, else the XDG data folder."""
+    if env.get("IMAGE_GEN_DATA_DIR"):
+        return Path(env["IMAGE_GEN_DATA_DIR"]).expanduser()
+    base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else Path.home() / ".local" / "share"
     return base / "image-gen-local"
 
 

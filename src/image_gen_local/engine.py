@@ -15,11 +15,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import files, geometry, naming, protocol
+from . import protocol
 from .answers import answer_cap, answer_pixels, read_answer
 from .config import Settings
+from .delivery import Delivery
 from .errors import ExitCode, ServerError
 from .failures import Failure, Kind
+from .provenance import public_url
 from .request import Prepared, SavedImage
 from .retry import (
     Action,
@@ -63,7 +65,10 @@ class Generator:
         throttle: Throttle | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = datetime.now,
+        alert: Callable[[str], None] | None = None,
     ) -> None:
+        """`warn` gets what a picture's warnings say; `alert` (by default `warn`) what must be said even
+        when those are quiet (a batch without -v): a history that cannot be written."""
         self.settings = settings
         self.warn = warn
         self.info = info or _quiet
@@ -79,6 +84,7 @@ class Generator:
         self._said_synthetic = False
         self._model_checked = False
         self._model_note: str | None = None
+        self.delivery = Delivery(settings, warn, alert or warn, clock, self.throttle.saving)
 
     @property
     def transport(self) -> Transport:
@@ -90,6 +96,7 @@ class Generator:
             return self._transport
 
     def close(self) -> None:
+        self.delivery.close()
         if self._transport is not None:
             self._transport.close()
 
@@ -177,8 +184,9 @@ class Generator:
                 if not isinstance(outcome, Failure):
                     self.throttle.release(ok=True)
                     held = False
-                    saved = self._deliver(
-                        prepared, index, outcome, call, route, started, attempts - 1, warnings
+                    synthetic = self._synthetic(outcome, warnings)
+                    saved = self.delivery.deliver(
+                        prepared, index, outcome, call, started, attempts - 1, warnings, synthetic
                     )
                     if any("ignored aspect ratio" in w for w in saved.warnings) and kind != UNKNOWN:
                         self.server.recheck(deadline, f"a {kind} server ignored the ratio asked for")
@@ -266,54 +274,17 @@ class Generator:
         except TransportFailure as exc:
             return exc.failure
 
-    def _deliver(
-        self,
-        prepared: Prepared,
-        index: int,
-        picture: Picture,
-        call: Call,
-        route: str,
-        started: float,
-        retries: int,
-        warnings: list[str],
-    ) -> SavedImage:
-        from . import images
-
-        plan = prepared.plan
-        if self.synthetic:
-            note = f"the server at {self.settings.base_url} {SYNTHETIC_NOTE}"
-            warnings.append(note)
-            with self._lock:
-                said, self._said_synthetic = self._said_synthetic, True
-            if not said:
-                self.warn(note)
-        notes = [picture.note] if picture.note else []
-        for note in notes + protocol.geometry_warnings(plan, call.asked, picture.size):
+    def _synthetic(self, picture: Picture, warnings: list[str]) -> bool:
+        """Is this picture the emulator's (its header, or its own label through a gateway)? Said once."""
+        if not (self.synthetic or picture.synthetic):
+            return False
+        note = f"the server at {public_url(self.settings.base_url)} {SYNTHETIC_NOTE}"
+        warnings.append(note)
+        with self._lock:
+            said, self._said_synthetic = self._said_synthetic, True
+        if not said:
             self.warn(note)
-            warnings.append(note)
-        box, resize = geometry.fit(picture.size, plan)
-        final = images.transform(picture, box, resize)
-        if prepared.output is not None:
-            wanted = images.FORMAT_BY_EXT.get(prepared.output.suffix.lower())
-            if wanted:
-                final = images.convert(final, wanted)
-            elif prepared.output.suffix.lower() != f".{final.ext}":
-                note = f"{prepared.output.name} holds a {final.format} picture (.{final.ext})"
-                self.warn(note)
-                warnings.append(note)
-            with self.throttle.saving():  # an interrupted run starts no new file and waits for this one
-                path = files.save_exact(final.data, prepared.output)
-        else:
-            stem = naming.picture_stem(prepared.prompt, self.clock())
-            if prepared.request.count > 1:  # -n 3: one time and -1, -2, -3, so `ls` lists them in order
-                stem = f"{naming.picture_stem(prepared.prompt, prepared.made)}-{index + 1}"
-            with self.throttle.saving():
-                path = files.save_new(final.data, prepared.output_dir, stem, final.ext)
-        seconds = time.monotonic() - started
-        model = str((call.json or call.form or {}).get("model", self.model))
-        return SavedImage(
-            path, final.width, final.height, final.mime, model, route, seconds, retries, warnings
-        )
+        return True
 
 
 def _stop_error(failure: Failure, gave_up: bool, attempts: int, spent: float, note: str = "") -> ServerError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import sys
 import tempfile
@@ -225,3 +226,12 @@ def save_exact(data: bytes, path: Path) -> Path:
         raise _output_error(path.parent, exc) from None
     finally:
         _remove(temp)
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in pieces (an input picture can be large); raises OSError."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()

@@ -7,6 +7,7 @@ before they are saved, so no broken file ever reaches the output folder.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from .containers import sniff
 from .errors import InputImageError
 from .geometry import MAX_RATIO, MIN_RATIO
+from .upstream import SYNTHETIC_LABEL
 
 # Formats we accept as input, by Pillow's name.
 INPUT_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "MPO"}
@@ -37,6 +40,7 @@ MIN_ANSWER_SIDE = 32
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 _ORIENTATION = 0x0112
+_DESCRIPTION = 0x010E
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 
 
@@ -54,6 +58,7 @@ class Upload:
     width: int
     height: int
     original_size: tuple[int, int]  # as the user sees it (EXIF orientation applied), before downscaling
+    sha256: str = ""  # of the file as the user gave it, for the recipe of every picture made from it
 
     @property
     def filename(self) -> str:
@@ -70,6 +75,7 @@ class Picture:
     height: int
 
     note: str = ""  # what we changed on the way in (an animation reduced to its first frame), to be said
+    synthetic: bool = False  # labelled by the image-gen-local emulator: drawn by a program, not a model
 
     @property
     def mime(self) -> str:
@@ -185,7 +191,8 @@ def load_input(path: Path) -> Upload:
     else:
         image.convert("RGB").save(out, "JPEG", quality=95)
         mime = "image/jpeg"
-    return Upload(path, out.getvalue(), mime, image.width, image.height, original)
+    digest = hashlib.sha256(data).hexdigest()
+    return Upload(path, out.getvalue(), mime, image.width, image.height, original, digest)
 
 
 def _source_lossless(data: bytes) -> bool:
@@ -229,9 +236,11 @@ def read_picture(data: bytes, max_pixels: int | None = None) -> Picture:
     try:
         image.load()
         frames = getattr(image, "n_frames", 1)
-        orientation = image.getexif().get(_ORIENTATION, 1)
+        exif = image.getexif()
+        orientation = exif.get(_ORIENTATION, 1)
     except Exception:
         raise ValueError(f"the {fmt} picture is truncated or corrupt") from None
+    synthetic = _labelled_synthetic(image, exif)
     if orientation in range(2, 9) or frames > 1:
         from PIL import ImageOps
 
@@ -239,8 +248,18 @@ def read_picture(data: bytes, max_pixels: int | None = None) -> Picture:
         upright = ImageOps.exif_transpose(image) or image
         _check_shape(upright.width, upright.height)
         fixed = encode(upright, fmt if fmt in _EXT else "PNG")
-        return Picture(fixed.data, fixed.format, fixed.width, fixed.height, note)
-    return Picture(data, fmt, w, h)
+        return Picture(fixed.data, fixed.format, fixed.width, fixed.height, note, synthetic)
+    return Picture(data, fmt, w, h, synthetic=synthetic)
+
+
+def _labelled_synthetic(image: Image.Image, exif: Image.Exif) -> bool:
+    """The emulator's own label, in a PNG comment, a JPEG comment or EXIF's image description."""
+    texts = (image.info.get("Comment"), image.info.get("comment"), exif.get(_DESCRIPTION))
+    return any(
+        SYNTHETIC_LABEL in (t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t))
+        for t in texts
+        if t
+    )
 
 
 def _check_shape(w: int, h: int) -> None:
@@ -316,3 +335,9 @@ def pixel_size(path: Path) -> tuple[int, int, str] | None:
             return (image.width, image.height, mime) if mime else None
     except Exception:
         return None
+
+
+def labelable(picture: Picture) -> Picture:
+    """A picture in a format that can carry its recipe: PNG, JPEG, WebP and GIF as they are, anything else
+    (a server sending BMP or TIFF) as PNG."""
+    return picture if sniff(picture.data) else convert(picture, "PNG")

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import files, geometry
+from . import files, geometry, history
 from .config import Settings
 from .errors import ExitCode, ImageGenError, UsageError
 from .upstream import MAX_INPUTS
@@ -57,6 +57,8 @@ def request_from_options(
     """
 
     def path(value: str | Path) -> Path:
+        if history.is_ref(str(value)):  # a picture of the history, found when the request is prepared
+            return Path(str(value))
         candidate = Path(value).expanduser()
         return candidate if base is None or candidate.is_absolute() else base / candidate
 
@@ -99,9 +101,12 @@ class SavedImage:
     seconds: float
     retries: int
     warnings: list[str] = field(default_factory=list)
+    recipe: dict[str, Any] | None = None  # what the file carries (`image-gen show` prints it)
+    id: int | None = None  # its row in the history (`@id:42`), when recorded
 
     def as_json(self) -> dict[str, Any]:
         return {
+            **({"id": self.id} if self.id is not None else {}),
             "path": str(self.path),
             "width": self.width,
             "height": self.height,
@@ -149,6 +154,17 @@ class Prepared:
     made: datetime = field(default_factory=datetime.now, compare=False)
 
 
+def input_paths(request: ImageRequest, settings: Settings, newest: int | None = None) -> list[Path]:
+    """The input pictures' files, history references (`@last`, `@2`, `@id:42`) replaced by theirs."""
+    if not any(history.is_ref(str(p)) for p in request.images):
+        return [p.expanduser() for p in request.images]
+    with history.History(settings.history_file) as past:
+        return [
+            history.resolve_input(past, str(p), newest) if history.is_ref(str(p)) else p.expanduser()
+            for p in request.images
+        ]
+
+
 def check_prompt(prompt: str) -> str:
     text = prompt.strip()
     if not text:
@@ -176,6 +192,9 @@ def check_request(request: ImageRequest) -> str:
         raise UsageError(f"--count {request.count} is out of range", f"use 1 to {MAX_COUNT}")
     if request.output is not None and request.count > 1:
         raise UsageError("--output names one file but --count asks for several", "drop --output or --count")
+    for image in request.images:
+        if history.is_ref(str(image)):
+            history.parse_ref(str(image))  # a malformed reference is a usage error, found before any work
     if len(request.images) > MAX_INPUTS:
         raise UsageError(
             f"{len(request.images)} --image files given; the model takes at most {MAX_INPUTS}",
@@ -189,15 +208,18 @@ def check_request(request: ImageRequest) -> str:
     return prompt
 
 
-def prepare(request: ImageRequest, settings: Settings, check_output: bool = True) -> Prepared:
+def prepare(
+    request: ImageRequest, settings: Settings, check_output: bool = True, newest: int | None = None
+) -> Prepared:
     """Every check that needs no server. Raises ImageGenError; touches nothing but the output folder.
 
     `check_output=False` when the caller already checked the output folder (a batch checks it once).
+    History references (`@last`) count back from the picture `newest` when given (a batch's start).
     """
     from . import images  # Pillow: only once there is a request to prepare
 
     prompt = check_request(request)
-    inputs = tuple(images.load_input(Path(p).expanduser()) for p in request.images)
+    inputs = tuple(images.load_input(p) for p in input_paths(request, settings, newest))
     ratio = request.aspect_ratio
     if ratio is None and inputs:
         ratio = geometry.snap_ratio(geometry.Ratio.of(*inputs[0].original_size))

@@ -140,6 +140,10 @@ INVALID_MODEL = "Invalid model name passed in model="
 EMULATOR_HEADER = "X-Emulator"
 EMULATOR_HEADER_VALUE = "image-gen-local (synthetic images)"
 SYNTHETIC_NOTE = "is the image-gen-local emulator: its pictures are SYNTHETIC, not made by an AI model"
+# The emulator also labels every picture it draws with these words (PNG `Comment`, JPEG comment, EXIF
+# ImageDescription), so a picture that reached us without the header (through a gateway) is still known to be
+# synthetic.
+SYNTHETIC_LABEL = "synthetic image, no AI model was used"
 
 # --- inputs ------------------------------------------------------------------------------------------------
 

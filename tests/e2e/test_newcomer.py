@@ -48,7 +48,8 @@ def jobs_file(path: Path, *prompts: str) -> Path:
         ("doctr", "did you mean `image-gen doctor`?"),
         ("bacth", "did you mean `image-gen batch`?"),
         ("emulator", "did you mean `image-gen emulator`?"),  # equal to a command, after an option
-        ("gallary", "is not a command (yet)"),
+        ("gallary", "did you mean `image-gen gallery`?"),
+        ("mcp", "is not a command (yet)"),
         ("help", "is not a command (yet)"),
     ],
 )
@@ -327,5 +328,5 @@ def test_skill_md_explains_basedir_first_and_every_example_path_is_a_placeholder
         assert sample.startswith("<") and sample.endswith(">"), sample
     commands = [line for line in body.splitlines() if line.startswith("python3 ")]
     for sample in re.findall(r"--image (\S+)", "\n".join(commands)):
-        assert sample.startswith("<"), sample
+        assert sample.startswith("<") or re.fullmatch(r"@(last|\d+)", sample), sample  # or a reference
     assert "only from the command's own output" in body

@@ -1,7 +1,9 @@
 """The README's examples run as written: every `image-gen` line of its bash blocks, against the emulator.
 
 A newcomer copies these first; if one of them fails, the README lies. The lines run through a real shell
-with the installed `image-gen` command, in a folder holding the files they name (photo.jpg, story.jsonl).
+with the installed `image-gen` command, in a folder holding the files they name (photo.jpg, story.jsonl),
+and, for the lines about earlier pictures (history, show, again, `@last`), a history of two pictures, one of
+them the cover.jpg they name.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +27,7 @@ from helpers import start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+SEEDS = ["image-gen 'a red fox in the snow'", "image-gen 'the same fox, but at night' -o cover.jpg"]
 STORY = [  # the README's own sample job file, with the picture it names
     {"prompt": "a fox waking up in a forest, watercolor", "aspect_ratio": "16:9", "resolution": "2k"},
     {"prompt": "the fox as a Japanese anime character", "image": ["fox.jpg"], "count": 2},
@@ -58,6 +62,7 @@ def readme_env(emulator, tmp_path: Path) -> dict[str, str]:
         IMAGE_GEN_BASE_URL=emulator.base_url,
         IMAGE_GEN_OUTPUT_DIR=str(tmp_path / "pictures"),
     )
+    env["BROWSER"] = "true"  # `--open` runs `true`, not a browser
     return env
 
 
@@ -68,16 +73,33 @@ def test_a_readme_example_runs_as_written(emulator, tmp_path, command):
     (tmp_path / "story.jsonl").write_text(
         "\n".join(json.dumps(job) for job in STORY) + "\n", encoding="utf-8"
     )
+    env = readme_env(emulator, tmp_path)
+    earlier = re.search(r"@|image-gen (history|show|again|gallery)", command)
+    for line in SEEDS if earlier else []:
+        subprocess.run(
+            ["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, timeout=120, check=True
+        )
+    if re.match(r"image-gen gallery(?!.*--export)", command):  # a server: it starts, says where, stops
+        return _serves(command, tmp_path, env)
     proc = subprocess.run(
         ["bash", "-c", command],
         cwd=tmp_path,
-        env=readme_env(emulator, tmp_path),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, f"{command}\n{proc.stderr}"
-    assert "[IMAGE_PATH]" in proc.stdout or '"ok": true' in proc.stdout or "[ok]" in proc.stdout
+    results = (
+        "[IMAGE_PATH]",
+        '"ok": true',
+        "[ok]",
+        '"recipe": {',
+        "prompt     ",
+        "   @1  id:2",
+        "index.html",
+    )
+    assert any(result in proc.stdout for result in results), proc.stdout
 
 
 async def _one_picture(client: Client) -> None:
@@ -120,3 +142,23 @@ def test_the_readmes_http_server_serves_as_written(emulator, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _serves(command: str, folder: Path, env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {command}"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        address = proc.stdout.readline()
+        assert address.startswith("http://127.0.0.1:") and "?t=" in address, proc.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=20)

@@ -1,4 +1,5 @@
-"""The API key never appears in stdout, stderr, --dry-run, --verbose, --json, errors or files, on any path."""
+"""The API key never appears in stdout, stderr, --dry-run, --verbose, --json, errors or files (pictures and
+their recipes, the manifest, the cache, the history), on any path."""
 
 from __future__ import annotations
 
@@ -55,7 +56,9 @@ def test_key_never_leaks(make_emulator, tmp_path):
     assert any("***" in text for text in texts)  # redaction was exercised, not just absent
     for text in texts:
         assert KEY not in text
-    written = every_file_under(out, Path(os.environ["IMAGE_GEN_CACHE_DIR"]), tmp_path)
-    assert len(written) >= 5
+    history = Path(os.environ["XDG_DATA_HOME"])  # the history: every row, its WAL, every recipe
+    written = every_file_under(out, Path(os.environ["IMAGE_GEN_CACHE_DIR"]), tmp_path, history)
+    assert len(written) >= 5 and any(p.name == "history.sqlite3" for p in written)
+    assert any(b"image-gen-local recipe" in p.read_bytes() for p in written if p.suffix == ".png")
     for path in written:
         assert KEY.encode() not in path.read_bytes(), path

@@ -23,7 +23,7 @@ from .doctor import run_doctor
 from .emulator import run_emulator
 from .generate import run_generate, short_usage
 
-COMMANDS = ("generate", "batch", "demo", "emulator", "doctor", "mcp")
+COMMANDS = ("generate", "batch", "history", "show", "again", "gallery", "demo", "emulator", "doctor", "mcp")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -91,6 +91,22 @@ def _dispatch(
         from .batch import run_batch_command
 
         return run_batch_command(rest, console, stdin, env)
+    if command == "history":
+        from .history import run_history
+
+        return run_history(rest, console, env)
+    if command == "show":
+        from .show import run_show
+
+        return run_show(rest, console, env)
+    if command == "gallery":
+        from .gallery import run_gallery
+
+        return run_gallery(rest, console, env)
+    if command == "again":
+        from .again import run_again
+
+        return run_again(rest, console, env)
     if command == "mcp":
         from .mcp import run_mcp
 

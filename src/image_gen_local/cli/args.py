@@ -20,13 +20,16 @@ from ..upstream import DEFAULT_MODEL
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line with the fix, and exit code 2."""
 
+    intermixed = False  # positionals may also come after options (`again @1 --size 800x600 'new prompt'`)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, f"see `{self.prog} --help`")
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
-        parsed, extras = self.parse_known_args(args, namespace)
+        parse = self.parse_known_intermixed_args if self.intermixed else self.parse_known_args
+        parsed, extras = parse(args, namespace)
         if extras:
             raise self._unrecognized(parsed, list(extras))
         return parsed
@@ -80,21 +83,33 @@ def connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="details on stderr")
 
 
-def picture_options(parser: argparse.ArgumentParser, batch: bool = False) -> None:
-    """What to draw: the generate options, which in a batch are defaults for every job."""
-    each = ", for every job" if batch else ""
+def history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not record the pictures in the history (env IMAGE_GEN_NO_HISTORY=1; config history = false)",
+    )
+
+
+def picture_options(parser: argparse.ArgumentParser, each: str = "", defaults: bool = True) -> None:
+    """What to draw: the generate options. In a batch they are defaults for every job (`each` says so in
+    --help), and in `again` they override the recipe: there, with `defaults=False`, None means not given."""
     parser.add_argument(
         "--image",
         action="append",
         default=[],
         metavar="PATH",
-        help=f"input picture{each} (repeatable, at most 14; the first is the main one)",
+        help=f"input picture{each} (repeatable, at most 14; the first is the main one); "
+        "@last, @2, ... or @id:42 is a picture from the history",
     )
     parser.add_argument(
         "--size", metavar="WxH", help=f"exact pixel size{each}; overrides --resolution/--aspect-ratio"
     )
     parser.add_argument(
-        "--resolution", default=None if batch else "1k", metavar="1k|2k|4k", help=f"tier{each} (default 1k)"
+        "--resolution",
+        default="1k" if defaults else None,
+        metavar="1k|2k|4k",
+        help=f"tier{each} (default 1k)",
     )
     parser.add_argument(
         "--aspect-ratio",
@@ -104,7 +119,7 @@ def picture_options(parser: argparse.ArgumentParser, batch: bool = False) -> Non
     parser.add_argument(
         "-n",
         "--count",
-        default=None if batch else "1",
+        default="1" if defaults else None,
         metavar="N",
         help=f"pictures per prompt{each} (default 1)",
     )
@@ -118,6 +133,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         "output_dir": args.output_dir,
         "route": args.route,
         "timeout": args.timeout,
+        "history": False if getattr(args, "no_history", False) else None,
     }
     return resolve(flags, env)
 

@@ -19,7 +19,7 @@ from ..jobs import parse_rate
 from ..progress import BatchProgress
 from ..request import MAX_COUNT, SavedImage
 from ..servers import ServerCache
-from .args import Parser, connection_options, picture_options, settings_from, whole
+from .args import Parser, connection_options, history_option, picture_options, settings_from, whole
 from .console import Console, Terminated, marker
 
 MAX_CONCURRENCY = 16
@@ -48,8 +48,9 @@ def batch_parser(prog: str) -> Parser:
     parser.add_argument(
         "--json", action="store_true", help="one JSON document at the end instead of marker lines"
     )
-    picture_options(parser, batch=True)
+    picture_options(parser, each=", for every job", defaults=False)
     connection_options(parser)
+    history_option(parser)
     return parser
 
 

@@ -12,13 +12,21 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import __version__
 from ..config import cache_dir
 from ..errors import ExitCode, UsageError
-from .args import Parser, connection_options, defaults_epilog, picture_options, settings_from
+from ..version import __version__
+from .args import (
+    Parser,
+    connection_options,
+    defaults_epilog,
+    history_option,
+    picture_options,
+    settings_from,
+)
 from .console import Console, marker
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..request import ImageRequest
 
 COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
@@ -36,7 +44,8 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
     parser = Parser(
         prog=prog,
         description="Generate or transform pictures through a local OpenAI-compatible image server.",
-        epilog=f"Other commands: {prog} batch | demo | emulator | doctor (each has --help). "
+        epilog=f"Other commands: {prog} batch | history | show | again | gallery | demo | emulator | doctor "
+        "(each has --help). "
         + defaults_epilog()
         + " Exit codes: 0 ok, 1 unexpected, 2 usage, 3 unreachable, 4 key, 5 quota, 6 no picture, "
         "7 bad input picture, 8 deadline, 9 output folder, manifest or stdout.",
@@ -48,6 +57,7 @@ def generate_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print the request(s); send nothing")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     connection_options(parser)
+    history_option(parser)
     return parser
 
 
@@ -87,7 +97,11 @@ def _request_from(args: argparse.Namespace, stdin: TextIO | None) -> ImageReques
 
 def short_usage(prog: str) -> str:
     """What `image-gen` with no arguments shows: how to call it, three examples, where help is."""
-    lines = [f"usage: {prog} PROMPT [options]   (or: {prog} batch|demo|emulator|doctor ...)", "examples:"]
+    lines = [
+        f"usage: {prog} PROMPT [options]",
+        f"   or: {prog} batch|history|show|again|gallery|demo|emulator|doctor ...",
+        "examples:",
+    ]
     lines += [f"  {prog} {example}" for example in EXAMPLES]
     lines.append(f"try `{prog} demo` without a server; `{prog} --help` lists every option and default")
     return "\n".join(lines)
@@ -123,13 +137,23 @@ def run_generate(
     console.verbose = args.verbose
     settings = settings_from(args, env)
     console.hide(settings.api_key)
+    return make(_request_from(args, stdin), settings, args, console, env)
+
+
+def make(
+    request: ImageRequest,
+    settings: Settings,
+    args: argparse.Namespace,
+    console: Console,
+    env: Mapping[str, str],
+) -> int:
+    """Prepare, then make the request's pictures (or show them with --dry-run); print what was saved."""
     from ..batch import run_request
     from ..engine import Generator
     from ..request import prepare
     from ..servers import ServerCache
     from ..throttle import Throttle
 
-    request = _request_from(args, stdin)
     prepared = prepare(request, settings)
     generator = Generator(
         settings,

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageChops, ImageDraw, ImageOps, PngImagePlugin
 
+from ..upstream import SYNTHETIC_LABEL
 from .lettering import EM_DASH, Lettering, font_at, metrics
 from .rules import ImageJob, ReceivedImage, format_mime
 
 BANNER = f"SYNTHETIC {EM_DASH} image-gen-local emulator, no AI model was used"
 PNG_SOFTWARE = "image-gen-local emulator"
-PNG_COMMENT = "synthetic image, no AI model was used"
+PNG_COMMENT = SYNTHETIC_LABEL
 
 Color = tuple[int, int, int]
 DARKEN = tuple(v * 3 // 10 for v in range(256)) * 3

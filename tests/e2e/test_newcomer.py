@@ -49,7 +49,8 @@ def jobs_file(path: Path, *prompts: str) -> Path:
         ("bacth", "did you mean `image-gen batch`?"),
         ("emulator", "did you mean `image-gen emulator`?"),  # equal to a command, after an option
         ("gallary", "did you mean `image-gen gallery`?"),
-        ("mcp", "is not a command (yet)"),
+        ("mcpp", "did you mean `image-gen mcp`?"),
+        ("histroy", "did you mean `image-gen history`?"),
         ("help", "is not a command (yet)"),
     ],
 )

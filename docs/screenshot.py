@@ -45,7 +45,9 @@ def main() -> int:
         }
         command = [sys.executable, "-m", "image_gen_local"]
         for prompt, ratio in PROMPTS:
-            subprocess.run([*command, prompt, "--aspect-ratio", ratio], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [*command, prompt, "--aspect-ratio", ratio], env=env, check=True, capture_output=True
+            )
         gallery = subprocess.Popen([*command, "gallery"], env=env, stdout=subprocess.PIPE, text=True)
         try:
             assert gallery.stdout is not None

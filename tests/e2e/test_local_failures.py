@@ -559,3 +559,26 @@ def test_a_job_line_longer_than_any_job_is_refused_before_any_request(emulator, 
     run = run_script("batch", str(jobs), env=env_for(emulator, tmp_path / "out"))
     assert run.returncode == 2 and "line 2" in run.stderr and "longer than" in run.stderr
     assert posts(emulator) == 0
+
+
+def test_endless_jobs_on_stdin_are_refused_before_any_request(emulator, tmp_path):
+    """Before, `yes | image-gen batch -` spooled stdin to /tmp for ever (often RAM), never sending a thing."""
+    producer = subprocess.Popen(["yes", "a boat on the sea"], stdout=subprocess.PIPE)
+    try:
+        run = run_script("batch", "-", env=env_for(emulator, tmp_path / "out"), stdin=producer.stdout)
+    finally:
+        producer.kill()
+        producer.wait()
+        assert producer.stdout is not None
+        producer.stdout.close()
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "more than 64,000,000 characters" in run.stderr
+    assert posts(emulator) == 0
+
+
+def test_jobs_on_stdin_with_no_room_for_them_end_with_exit_9_and_one_line(emulator, tmp_path, tiny_disk):
+    env = {**env_for(emulator, tmp_path / "out"), "TMPDIR": str(tiny_disk)}
+    run = run_script("batch", "-", env=env, input="a boat on the sea\n" * 100_000)
+    assert run.returncode == 9 and run.stdout == "", run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "temporary file" in run.stderr, run.stderr
+    assert posts(emulator) == 0 and list(tiny_disk.iterdir()) == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any, TextIO
 from ..batch import BatchOptions, Job, NotAttempted
 from ..batchfile import BatchRun, run_batch
 from ..config import cache_dir
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..jobs import parse_rate
 from ..progress import BatchProgress
 from ..request import MAX_COUNT, SavedImage
@@ -25,6 +24,9 @@ from .console import Console, Terminated, marker
 MAX_CONCURRENCY = 16
 MAX_LINE_CHARS = 1_000_000  # a job line: a prompt (32 000 characters at most) and its options, with room
 MAX_RETRIES = 1000
+# Jobs piped in are spooled to a temporary file (often a RAM-backed /tmp): at most this many characters,
+# some 200 000 jobs, so an endless producer (`yes | image-gen batch -`) is refused instead of filling it.
+MAX_STDIN_CHARS = 64_000_000
 LISTED_FAILURES = 20
 
 
@@ -67,13 +69,47 @@ def _job_file(name: str, stdin: TextIO | None) -> Iterator[tuple[Path, Path]]:
     fix = "pipe the jobs in as UTF-8 text, one per line, or give the job file's path"
     if stdin is None:
         raise UsageError("stdin is closed: there are no jobs to read", fix)
-    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl") as spool:
-        try:
-            shutil.copyfileobj(stdin, spool)
-            spool.flush()
-        except UnicodeError:  # not UTF-8 (read strictly, or kept as surrogates that cannot be written)
-            raise UsageError("the jobs on stdin are not UTF-8 text", fix) from None
-        yield Path(spool.name), Path.cwd()
+    try:
+        holder = tempfile.TemporaryDirectory(prefix="image-gen-stdin-")
+    except OSError as exc:
+        raise _spool_error(exc) from None
+    with holder as folder:
+        path = Path(folder) / "stdin.jsonl"
+        _spool(stdin, path, fix)
+        yield path, Path.cwd()
+
+
+def _spool(stdin: TextIO, path: Path, fix: str) -> None:
+    """Copy the jobs on stdin to `path`, refusing (before any request) more than MAX_STDIN_CHARS."""
+    copied = 0
+    try:
+        with path.open("w", encoding="utf-8") as spool:
+            while piece := _read(stdin, fix):
+                copied += len(piece)
+                if copied > MAX_STDIN_CHARS:
+                    raise UsageError(
+                        f"the jobs on stdin are more than {MAX_STDIN_CHARS:,} characters",
+                        "write them to a file and give its path (a job file has no such limit)",
+                    )
+                spool.write(piece)
+    except UnicodeError:  # not UTF-8 (read strictly, or kept as surrogates that cannot be written)
+        raise UsageError("the jobs on stdin are not UTF-8 text", fix) from None
+    except OSError as exc:
+        raise _spool_error(exc) from None
+
+
+def _read(stdin: TextIO, fix: str) -> str:
+    try:
+        return stdin.read(1 << 16)
+    except OSError as exc:  # stdin is a folder, or a device that fails
+        raise UsageError(f"cannot read the jobs on stdin ({exc.strerror or exc})", fix) from None
+
+
+def _spool_error(exc: OSError) -> OutputError:
+    return OutputError(
+        f"cannot keep the jobs on stdin in a temporary file ({exc.strerror or exc})",
+        "free some space in the temporary folder (TMPDIR), or give the job file's path",
+    )
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -104,9 +104,10 @@ def _alive(pid: int) -> bool:
 
 
 def check_new_file(path: Path) -> Path:
-    """For -o: the file must not exist and its folder must be writable."""
+    """For -o: the name must be free (not even a dangling symlink: the save would find it taken only after
+    the picture was paid for) and its folder writable."""
     path = path.expanduser()
-    if path.exists():
+    if os.path.lexists(path):
         raise UsageError(f"--output {path} already exists", "choose another name or delete it first")
     prepare_dir(path.parent)
     return path.parent.resolve() / path.name

@@ -582,3 +582,18 @@ def test_jobs_on_stdin_with_no_room_for_them_end_with_exit_9_and_one_line(emulat
     assert run.returncode == 9 and run.stdout == "", run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "temporary file" in run.stderr, run.stderr
     assert posts(emulator) == 0 and list(tiny_disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("points_to", ["nowhere.png", "victim.txt"])
+def test_an_output_name_held_by_a_symlink_is_refused_before_any_request(emulator, tmp_path, points_to):
+    """Before, a dangling symlink passed the check (`exists()` follows links), the picture was paid for,
+    and only the save found the name taken. Either way the link and its target are left alone."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    link = tmp_path / "cover.png"
+    link.symlink_to(tmp_path / points_to)
+    run = run_script("a lighthouse", "-o", str(link), env=env_for(emulator, tmp_path / "out"))
+    assert run.returncode == 2 and run.stdout == "" and "already exists" in run.stderr, run.stderr
+    assert posts(emulator) == 0
+    assert os.readlink(link) == str(tmp_path / points_to) and victim.read_text(encoding="utf-8") == "keep me"
+    assert not (tmp_path / "nowhere.png").exists()

@@ -356,3 +356,19 @@ def test_a_byte_order_mark_does_not_turn_the_first_json_job_into_a_prompt():
     assert second.prompt == "a whale"
     (plain,) = specs(["\ufeffa red fox\n"])
     assert plain.prompt == "a red fox"
+
+
+def test_two_jobs_naming_one_output_file_are_refused_before_any_request(tmp_path):
+    lines = [
+        '{"prompt": "a cat", "output": "cover.png"}',
+        '{"prompt": "a dog", "output": "covers/../cover.png"}',
+        '{"prompt": "a cat", "output": "cover.png"}',
+        '{"prompt": "a bird", "output": "back.png"}',
+    ]
+    jobs_found, _, problems = check_jobs(lines, {}, tmp_path)
+    where = tmp_path / "cover.png"
+    assert jobs_found == 2
+    assert problems == [
+        f"line 2: output {where} is already line 1's",
+        f"line 3: output {where} is already line 1's",
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,7 @@ def check_jobs(lines: Iterable[str], defaults: dict[str, Any], base: Path) -> tu
     """A first pass over the whole file before any request: (jobs, pictures, problems by line)."""
     jobs = pictures = 0
     problems: list[str] = []
+    outputs: dict[str, int] = {}  # each job's exact output file, by the line that names it first
     for item in read_jobs(lines, defaults):
         if isinstance(item, JobError):
             problems.append(str(item))
@@ -142,6 +144,12 @@ def check_jobs(lines: Iterable[str], defaults: dict[str, Any], base: Path) -> tu
         except (ValueError, ImageGenError) as exc:
             problems.append(f"line {item.line}: {exc}")
             continue
+        if request.output is not None:  # two jobs would both pay, and the second could not save
+            where = os.path.abspath(request.output.expanduser())
+            first = outputs.setdefault(where, item.line)
+            if first != item.line:
+                problems.append(f"line {item.line}: output {where} is already line {first}'s")
+                continue
         jobs += 1
         pictures += request.count
     return jobs, pictures, problems

@@ -597,3 +597,14 @@ def test_an_output_name_held_by_a_symlink_is_refused_before_any_request(emulator
     assert posts(emulator) == 0
     assert os.readlink(link) == str(tmp_path / points_to) and victim.read_text(encoding="utf-8") == "keep me"
     assert not (tmp_path / "nowhere.png").exists()
+
+
+@pytest.mark.parametrize("args", [["emulator", "--list-faults"], ["history"], ["doctor"]])
+def test_a_closed_stdout_of_a_command_that_saves_nothing_does_not_speak_of_saved_pictures(
+    emulator, tmp_path, args
+):
+    env = {**env_for(emulator, tmp_path / "out"), "IMAGE_GEN_DATA_DIR": str(tmp_path / "data")}
+    run_script("a lighthouse", env=env)  # a picture in the history, for `history`
+    run = run_script(*args, env=env, preexec_fn=closing(1))
+    assert run.returncode == 9 and "stdout was closed" in run.stderr, run.stderr
+    assert "pictures are saved" not in run.stderr and "Traceback" not in run.stderr

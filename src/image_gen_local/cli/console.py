@@ -25,6 +25,7 @@ from ..errors import ExitCode, ImageGenError, OutputError
 from ..failures import Redactor, printable
 
 PROG = "image-gen"
+MAKERS = ("generate", "batch", "again")  # the commands whose results are pictures they saved
 
 
 def prog_name(argv0: str) -> str:
@@ -89,9 +90,9 @@ class Console:
             except (OSError, ValueError):  # EPIPE, EBADF, a closed file
                 # Whoever read our output went away: say so once, and stop writing to the closed pipe.
                 _to_nowhere(self.stdout)
+                saved = " (the pictures are saved)" if self.command in MAKERS else ""
                 raise OutputError(
-                    "stdout was closed before every result was printed",
-                    "keep it open and reading (the pictures are saved)",
+                    "stdout was closed before every result was printed", f"keep it open and reading{saved}"
                 ) from None
 
     def usage(self, text: str) -> None:

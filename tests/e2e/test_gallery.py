@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import os
 import shutil
 import signal
@@ -356,3 +357,26 @@ def test_an_export_never_writes_into_a_folder_with_files(pictures, tmp_path):
     shutil.rmtree(target)
     assert cli("gallery", "--export", str(target), "--limit", "5").code == 0
     assert len(list((target / "thumbs").iterdir())) == 4  # the newest (missing) has no thumbnail
+
+
+def test_exported_addresses_lead_to_the_pictures_whatever_their_names(pictures, tmp_path):
+    from urllib.parse import unquote, urljoin
+
+    odd = pictures / "a#b?c 50%.png"  # `-o` takes any name
+    shutil.copyfile(pictures / "000-fox.png", odd)
+    with History(Path(os.environ["XDG_DATA_HOME"]) / "image-gen-local" / "history.sqlite3") as store:
+        store.add(odd, made("an oddly named fox", (160, 120)))
+    target = tmp_path / "export"
+    assert cli("gallery", "--export", str(target), "--limit", "3").code == 0
+    data = (target / "data.js").read_text(encoding="utf-8")
+    shown = json.loads(data.removeprefix("window.GALLERY_DATA = ").rstrip().removesuffix(";"))["pictures"]
+    index = (target / "index.html").as_uri()
+    for card in shown:
+        for address in filter(None, (card["full"], card["thumb"])):
+            parts = urlsplit(urljoin(index, address))
+            assert not parts.fragment and not parts.query, address
+            assert Path(unquote(parts.path)).is_file(), address
+    assert shown[0]["full"].startswith(f"pictures/{shown[0]['id']}-a%23b%3Fc%2050%25")
+    (tmp_path / "a-file").write_text("mine")
+    run = cli("gallery", "--export", str(tmp_path / "a-file"))
+    assert run.code == 2 and "is a file" in run.stderr and (tmp_path / "a-file").read_text() == "mine"

@@ -137,6 +137,8 @@ def test_a_history_that_cannot_be_written_is_said_once_and_costs_nothing(tmp_pat
     assert record(tmp_path / "a.png", recipe("a")) is None
     assert record(tmp_path / "b.png", recipe("b")) is None
     assert len(said) == 1 and "--no-history" in said[0] and "the picture is saved" in said[0]
+    blocker.unlink()  # the run goes on without the history: no second wait, even once it could work
+    assert record(tmp_path / "c.png", recipe("c")) is None and not blocker.exists()
 
 
 def test_a_damaged_history_file_is_an_error_with_a_fix_when_read(tmp_path):

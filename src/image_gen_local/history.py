@@ -315,7 +315,8 @@ def _escape_like(text: str) -> str:
 
 class Recorder:
     """What every front door uses to record its pictures: a failure never fails or loses a saved picture,
-    it is said once on stderr and the run goes on."""
+    it is said once on stderr and the run goes on without the history (a locked file costs each try the
+    whole busy wait: a batch would pay it for every picture)."""
 
     def __init__(self, path: Path, warn: Callable[[str], None]) -> None:
         self.history = History(path)
@@ -323,6 +324,8 @@ class Recorder:
         self._said = False
 
     def __call__(self, picture: Path, recipe: dict[str, Any]) -> int | None:
+        if self._said:
+            return None
         try:
             return self.history.add(picture, recipe)
         except (ImageGenError, sqlite3.Error, OSError, ValueError) as exc:
@@ -330,8 +333,8 @@ class Recorder:
                 self._said = True
                 reason = exc.reason if isinstance(exc, ImageGenError) else f"{self.history.path}: {exc}"
                 self.warn(
-                    f"the picture is saved, but the history could not record it ({reason}); "
-                    "check that folder, or turn the history off with --no-history"
+                    f"the picture is saved, but the history could not record it ({reason}), nor the "
+                    "rest of this run; check that folder, or turn the history off with --no-history"
                 )
             return None
 

@@ -137,6 +137,8 @@ def test_a_history_that_cannot_be_written_is_said_once_and_costs_nothing(tmp_pat
     assert record(tmp_path / "a.png", recipe("a")) is None
     assert record(tmp_path / "b.png", recipe("b")) is None
     assert len(said) == 1 and "--no-history" in said[0] and "the picture is saved" in said[0]
+    blocker.unlink()  # the run goes on without the history: no second wait, even once it could work
+    assert record(tmp_path / "c.png", recipe("c")) is None and not blocker.exists()
 
 
 def test_a_damaged_history_file_is_an_error_with_a_fix_when_read(tmp_path):
@@ -146,6 +148,23 @@ def test_a_damaged_history_file_is_an_error_with_a_fix_when_read(tmp_path):
         History(path).search()
     assert caught.value.exit_code is ExitCode.OUTPUT and "move the file away" in str(caught.value)
     assert history.newest_in(path) is None
+
+
+def test_a_history_another_process_keeps_locked_is_an_error_after_one_busy_wait(tmp_path):
+    path = tmp_path / "history.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")  # held until the end: every try to set the file up meets it
+    try:
+        with pytest.raises(ImageGenError) as caught, History(path, busy=0.3) as store:
+            store.count()  # one wait of 0.3 s in all, not one per try (it was 50 tries of 10 s: minutes)
+        assert caught.value.exit_code is ExitCode.OUTPUT and "locked" in str(caught.value)
+        said: list[str] = []
+        record = Recorder(path, said.append)
+        record.history.busy = 0.3
+        assert record(tmp_path / "a.png", recipe("a")) is None and "the picture is saved" in said[0]
+    finally:
+        holder.close()
 
 
 WRITER = textwrap.dedent(

@@ -45,6 +45,9 @@ class Found:
     comments: tuple[str, ...] = ()
 
 
+MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
 def sniff(data: bytes) -> str | None:
     """The container format by its first bytes, or None."""
     if data.startswith(PNG_SIGNATURE):

@@ -24,8 +24,8 @@ from typing import Any
 
 from .errors import ImageGenError, InputImageError, OutputError, UsageError
 
-BUSY_SECONDS = 10.0  # how long a write waits for another process's write to finish
-SETUP_TRIES = 50  # switching a brand-new file to WAL can meet another process doing the same
+BUSY_SECONDS = 10.0  # how long any use waits for another process's write (or lock) to finish, in all
+SETUP_PAUSE = 0.05  # switching a brand-new file to WAL can meet another process doing the same: retry
 DEFAULT_LIMIT = 20
 REF_HELP = "use @last (the newest picture), @2 (the one before), ... or @id:42 (see `image-gen history`)"
 _REF = re.compile(r"@(?:(last)|(\d+)|id:(\d+))", re.IGNORECASE)
@@ -109,8 +109,9 @@ def parse_ref(text: str) -> tuple[str, int]:
 class History:
     """The history file. Opened on first use; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy: float = BUSY_SECONDS) -> None:
         self.path = path
+        self.busy = busy
         self._db: sqlite3.Connection | None = None
         self._fts = False
         self._lock = threading.Lock()
@@ -144,11 +145,9 @@ class History:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with contextlib.suppress(FileExistsError):  # prompts are private: the file is the user's alone
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            db = sqlite3.connect(
-                self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
-            )
+            db = sqlite3.connect(self.path, timeout=self.busy, isolation_level=None, check_same_thread=False)
             try:
-                self._fts = _set_up(db)
+                self._fts = _set_up(db, time.monotonic() + self.busy)
             except BaseException:
                 db.close()
                 raise
@@ -275,10 +274,11 @@ def _entry(row: tuple[Any, ...], position: int) -> Entry:
     return Entry(row[0], row[1], Path(row[2]), row[3], row[4], row[5], row[6], bool(row[7]), recipe, position)
 
 
-def _set_up(db: sqlite3.Connection) -> bool:
-    """WAL mode and the tables; True when full-text search is available. Bounded retries: a brand-new
-    file may be set up by several processes at once."""
-    for attempt in range(SETUP_TRIES):
+def _set_up(db: sqlite3.Connection, deadline: float) -> bool:
+    """WAL mode and the tables; True when full-text search is available. A brand-new file may be set up by
+    several processes at once: retried until `deadline` (each try may itself wait the busy timeout, so the
+    deadline, not a count of tries, bounds the wait for a file another process keeps locked)."""
+    while True:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps every commit; a power cut may lose the last
@@ -294,10 +294,9 @@ def _set_up(db: sqlite3.Connection) -> bool:
                 raise
             return fts
         except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == SETUP_TRIES - 1:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
                 raise
-            time.sleep(0.05)
-    return False  # pragma: no cover (the loop returns or raises)
+            time.sleep(SETUP_PAUSE)
 
 
 def _create_fts(db: sqlite3.Connection) -> bool:
@@ -316,7 +315,8 @@ def _escape_like(text: str) -> str:
 
 class Recorder:
     """What every front door uses to record its pictures: a failure never fails or loses a saved picture,
-    it is said once on stderr and the run goes on."""
+    it is said once on stderr and the run goes on without the history (a locked file costs each try the
+    whole busy wait: a batch would pay it for every picture)."""
 
     def __init__(self, path: Path, warn: Callable[[str], None]) -> None:
         self.history = History(path)
@@ -324,6 +324,8 @@ class Recorder:
         self._said = False
 
     def __call__(self, picture: Path, recipe: dict[str, Any]) -> int | None:
+        if self._said:
+            return None
         try:
             return self.history.add(picture, recipe)
         except (ImageGenError, sqlite3.Error, OSError, ValueError) as exc:
@@ -331,8 +333,8 @@ class Recorder:
                 self._said = True
                 reason = exc.reason if isinstance(exc, ImageGenError) else f"{self.history.path}: {exc}"
                 self.warn(
-                    f"the picture is saved, but the history could not record it ({reason}); "
-                    "check that folder, or turn the history off with --no-history"
+                    f"the picture is saved, but the history could not record it ({reason}), nor the "
+                    "rest of this run; check that folder, or turn the history off with --no-history"
                 )
             return None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .containers import sniff
+from .containers import MIME, sniff
 from .errors import InputImageError
 from .geometry import MAX_RATIO, MIN_RATIO
 from .upstream import SYNTHETIC_LABEL
@@ -37,7 +37,6 @@ MAX_ANSWER_PIXELS = 64_000_000
 # The smallest picture the server makes is 512 px on its short side (1K 21:9); 1x1 or 20000x1 is no picture.
 MIN_ANSWER_SIDE = 32
 
-_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 _ORIENTATION = 0x0112
 _DESCRIPTION = 0x010E
@@ -79,7 +78,7 @@ class Picture:
 
     @property
     def mime(self) -> str:
-        return _MIME.get(self.format, f"image/{self.format.lower()}")
+        return MIME.get(self.format, f"image/{self.format.lower()}")
 
     @property
     def ext(self) -> str:
@@ -331,7 +330,7 @@ def pixel_size(path: Path) -> tuple[int, int, str] | None:
     """Width, height and MIME type read from a picture file's header; None if it is not one we show."""
     try:
         with Image.open(path) as image:
-            mime = _MIME.get(image.format or "")
+            mime = MIME.get(image.format or "")
             return (image.width, image.height, mime) if mime else None
     except Exception:
         return None

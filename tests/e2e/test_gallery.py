@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import os
 import shutil
 import signal
@@ -234,6 +235,51 @@ def test_only_the_token_holder_at_127_0_0_1_is_answered(gallery):
     assert request(gallery, f"/?{token}", method="POST")[0] == 501
 
 
+def test_a_picture_is_served_as_what_its_bytes_are_never_as_its_name_says(gallery, pictures):
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(out, "PNG")
+    named_as_page = pictures / "page.html"  # `-o page.html` saves a PNG there (with a warning)
+    named_as_page.write_bytes(label(out.getvalue(), made(f"<meta http-equiv=refresh>{HOSTILE}", (40, 30))))
+    not_a_picture = pictures / "notes.png"
+    not_a_picture.write_text("<script>alert(1)</script>")
+    fifo = pictures / "fifo.png"  # opening it would wait for a writer for ever
+    os.mkfifo(fifo)
+    ids = [
+        gallery.history.add(path, made(path.name, (40, 30))) for path in (named_as_page, not_a_picture, fifo)
+    ]
+    kinds = []
+    for number in ids:
+        connection = http.client.HTTPConnection("127.0.0.1", gallery.port, timeout=10)
+        connection.request("GET", f"/full/{number}?t={gallery.token}")
+        answer = connection.getresponse()
+        answer.read()
+        kinds.append((answer.status, answer.getheader("Content-Type")))
+        connection.close()
+    assert kinds == [(200, "image/png"), (200, "application/octet-stream"), (404, "text/plain")]
+    assert request(gallery, f"/thumb/{ids[2]}?t={gallery.token}")[0] == 404
+
+
+def test_a_damaged_history_is_one_line_and_exit_9_or_a_503_saying_why(tmp_path):
+    import threading
+
+    path = Path(os.environ["XDG_DATA_HOME"]) / "image-gen-local" / "history.sqlite3"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    run = cli("gallery")
+    assert run.code == 9 and run.stdout == "" and "move the file away" in run.stderr
+    assert len(run.stderr.splitlines()) == 1
+    served = Gallery(History(path), tmp_path / "thumbs")  # damaged while it runs: the page says why
+    server = Server(served)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, body = request(served, f"/api/pictures?t={served.token}")
+        assert status == 503 and b"move the file away" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+        served.history.close()
+
+
 def test_the_server_listens_on_the_loopback_interface_only(gallery):
     import socket
 
@@ -311,3 +357,26 @@ def test_an_export_never_writes_into_a_folder_with_files(pictures, tmp_path):
     shutil.rmtree(target)
     assert cli("gallery", "--export", str(target), "--limit", "5").code == 0
     assert len(list((target / "thumbs").iterdir())) == 4  # the newest (missing) has no thumbnail
+
+
+def test_exported_addresses_lead_to_the_pictures_whatever_their_names(pictures, tmp_path):
+    from urllib.parse import unquote, urljoin
+
+    odd = pictures / "a#b?c 50%.png"  # `-o` takes any name
+    shutil.copyfile(pictures / "000-fox.png", odd)
+    with History(Path(os.environ["XDG_DATA_HOME"]) / "image-gen-local" / "history.sqlite3") as store:
+        store.add(odd, made("an oddly named fox", (160, 120)))
+    target = tmp_path / "export"
+    assert cli("gallery", "--export", str(target), "--limit", "3").code == 0
+    data = (target / "data.js").read_text(encoding="utf-8")
+    shown = json.loads(data.removeprefix("window.GALLERY_DATA = ").rstrip().removesuffix(";"))["pictures"]
+    index = (target / "index.html").as_uri()
+    for card in shown:
+        for address in filter(None, (card["full"], card["thumb"])):
+            parts = urlsplit(urljoin(index, address))
+            assert not parts.fragment and not parts.query, address
+            assert Path(unquote(parts.path)).is_file(), address
+    assert shown[0]["full"].startswith(f"pictures/{shown[0]['id']}-a%23b%3Fc%2050%25")
+    (tmp_path / "a-file").write_text("mine")
+    run = cli("gallery", "--export", str(tmp_path / "a-file"))
+    assert run.code == 2 and "is a file" in run.stderr and (tmp_path / "a-file").read_text() == "mine"

@@ -56,6 +56,8 @@ def run_gallery(argv: Sequence[str], console: Console, env: Mapping[str, str]) -
             index = export(history, Path(args.export), thumbs, words, limit, console.say)
             console.result(str(index))
             return ExitCode.OK
+        if history.path.exists():
+            history.count()  # a damaged or locked history: one line and exit 9 now, not an empty page
         return _serve(history, thumbs, words, args, console)
 
 

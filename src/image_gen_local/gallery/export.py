@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from ..errors import OutputError, UsageError
 from ..history import Entry, History
@@ -35,7 +36,8 @@ def export(
     """Write the gallery of the pictures matching `words` (all when empty) to `folder`; its index.html."""
     folder = folder.expanduser().absolute()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UsageError(f"--export {folder} already exists and is not empty", "choose a new folder")
+        what = "is not empty" if folder.is_dir() else "is a file"
+        raise UsageError(f"--export {folder} already exists and {what}", "choose a new folder")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -72,8 +74,9 @@ def _build(
             if data is not None:
                 thumb = f"thumbs/{entry.id}.webp"
                 (root / thumb).write_bytes(data)
-            full = f"pictures/{entry.id}-{entry.path.name}"
-            _place(entry.path, root / full)
+            name = f"{entry.id}-{entry.path.name}"
+            if _place(entry.path, root / "pictures" / name):
+                full = "pictures/" + quote(name)  # an address: `a#b.png` is not the fragment `b.png`
         shown.append(cards.detail(entry, _fixed(thumb, full)))
         if len(shown) % 100 == 0:
             say(f"{len(shown)} pictures exported...")
@@ -103,11 +106,18 @@ def _entries(history: History, words: str, limit: int | None) -> Iterator[Entry]
         before = batch[-1].id
 
 
-def _place(source: Path, target: Path) -> None:
-    """The picture in the export: a hard link (no space used) when the file system allows, else a copy."""
+def _place(source: Path, target: Path) -> bool:
+    """The picture in the export: a hard link (no space used) when the file system allows, else a copy.
+    False when the picture went away meanwhile (it is then shown as missing)."""
     try:
         os.link(source, target)
     except OSError:
         with contextlib.suppress(OSError):
             target.unlink()
-        shutil.copy2(source, target)
+        try:
+            shutil.copy2(source, target)
+        except FileNotFoundError:
+            if source.exists():
+                raise
+            return False
+    return True

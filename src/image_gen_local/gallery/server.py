@@ -4,13 +4,14 @@ Prompts and paths are private, and any web page the user visits can make their b
 127.0.0.1. So the server listens on the loopback interface only, every request must carry the random token
 printed with the address (`?t=...`), and a request naming any other Host than 127.0.0.1 or localhost at
 its port is refused (a DNS-rebinding page cannot read it either). It serves only GET and HEAD, only
-pictures the history lists, and its page loads nothing from anywhere else.
+pictures the history lists, each typed by its own first bytes (a file named page.html is never served as
+a page), and its page loads nothing from anywhere else. A history that cannot be read is a 503 saying why.
 """
 
 from __future__ import annotations
 
 import json
-import mimetypes
+import os
 import secrets
 import shutil
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..containers import MIME, sniff
+from ..errors import ImageGenError
 from ..history import Entry, History
 from . import cards, thumbs
 
@@ -133,7 +136,10 @@ class Handler(BaseHTTPRequestHandler):
         handler = handlers.get(route)
         if handler is None or (route == "" and rest):
             return self._send(404, b"not found\n", "text/plain", head)
-        return handler()
+        try:
+            return handler()
+        except ImageGenError as exc:  # a damaged or locked history: said to the page, not a traceback
+            return self._send(503, f"{exc}\n".encode(), "text/plain; charset=utf-8", head)
 
     def _api(self, rest: str, query: dict[str, list[str]], head: bool) -> None:
         gallery = self.server.gallery
@@ -155,14 +161,15 @@ class Handler(BaseHTTPRequestHandler):
     def _full(self, rest: str, head: bool) -> None:
         entry = self.server.gallery.entry(rest)
         try:
-            handle = entry.path.open("rb") if entry else None
+            handle = entry.path.open("rb") if entry and entry.exists else None  # never a FIFO or folder
         except OSError:
             handle = None
         if entry is None or handle is None:
             return self._send(404, b"missing\n", "text/plain", head)
         with handle:
-            size = entry.path.stat().st_size
-            kind = mimetypes.guess_type(entry.path.name)[0] or "application/octet-stream"
+            size = os.fstat(handle.fileno()).st_size
+            kind = MIME.get(sniff(handle.read(16)) or "", "application/octet-stream")
+            handle.seek(0)
             self._head(200, kind, size, cache=True)
             if not head:
                 shutil.copyfileobj(handle, self.wfile)

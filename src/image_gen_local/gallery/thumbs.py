@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import os
+import stat as kinds
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,6 +26,8 @@ def thumbnail(picture: Path, cache: Path) -> bytes | None:
     try:
         stat = picture.stat()
     except OSError:
+        return None
+    if not kinds.S_ISREG(stat.st_mode):  # a FIFO would block the thread for ever; a folder is no picture
         return None
     key = hashlib.sha256(f"{picture}|{stat.st_size}|{stat.st_mtime_ns}|{SIDE}".encode()).hexdigest()[:32]
     kept = cache / f"{key}.webp"

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from helpers import cli, markers, picture, run_script, start_script, wait_until, write_picture
+from helpers import (
+    RawServer,
+    cli,
+    http_response,
+    markers,
+    picture,
+    png_bytes,
+    run_script,
+    start_script,
+    wait_until,
+    write_picture,
+)
 from image_gen_local import BatchOptions, Settings, run_batch
 from image_gen_local.files import TEMP_PREFIX
 from image_gen_local.manifest import Manifest
@@ -327,3 +342,32 @@ def test_a_manifest_that_cannot_be_used_is_an_output_error(emulator, tmp_path):
     for manifest in (blocker / "m.jsonl", tmp_path):
         run = batch(emulator, tmp_path / "out", str(jobs), "--manifest", str(manifest))
         assert run.code == 9 and "manifest" in run.stderr and "unexpected" not in run.stderr
+
+
+def test_more_than_ten_pictures_are_asked_for_at_once_when_the_concurrency_allows(tmp_path):
+    """The HTTP pool held every --concurrency above 10 at 10 (the library's default) until it was sized."""
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    picture_b64 = base64.b64encode(png_bytes((64, 64))).decode()
+    answer = http_response(200, json.dumps({"data": [{"b64_json": picture_b64}]}))
+
+    def handler(conn: socket.socket, path: str, body: bytes) -> None:
+        if path.endswith("/models"):
+            conn.sendall(http_response(404, ""))
+            return
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(1.0)
+        with lock:
+            state["now"] -= 1
+        conn.sendall(answer)
+
+    server = RawServer(handler)
+    try:
+        jobs = write_jobs(tmp_path / "jobs.txt", *(f"picture {n}" for n in range(14)))
+        args = ["batch", str(jobs), "--concurrency", "14", "--base-url", server.url]
+        run = cli(*args, "--output-dir", str(tmp_path / "out"), "--timeout", "60")
+    finally:
+        server.close()
+    assert run.code == 0 and len(run.paths) == 14, run.stderr
+    assert state["most"] > 10, state

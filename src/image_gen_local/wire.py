@@ -263,6 +263,11 @@ def _over(cap: int) -> str:
     return f"the answer is larger than the {cap // (1024 * 1024)} MiB cap; refused"
 
 
+# The throttle decides how many requests are in flight; the pool must not cap them below it (the HTTP
+# library's default of 10 silently held every --concurrency above 10 at 10).
+MAX_CONNECTIONS = 64
+
+
 class BoundedTransport(httpx.BaseTransport):
     """The standard transport on a deadline-bound pool, decoding and capping every body itself."""
 
@@ -274,7 +279,9 @@ class BoundedTransport(httpx.BaseTransport):
             raise RuntimeError("the HTTP library changed: its transport has no connection pool to bound")
         pool.close()
         self._inner._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=DeadlineBackend(budget)
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=DeadlineBackend(budget),
+            max_connections=MAX_CONNECTIONS,
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "failures",
             "retry",
             "throttle",
+            "limiter",
             "progress",
             "files",
             "images",

@@ -1,0 +1,193 @@
+"""The limiter's decision table, and what its rules add up to against simulated servers (no threads)."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+
+import pytest
+
+from image_gen_local import limiter
+from image_gen_local.limiter import Answer, Limit, Verdict
+
+HEALTHY, OVERLOADED, OTHER = Verdict.HEALTHY, Verdict.OVERLOADED, Verdict.OTHER
+FRESH = limiter.start(8)
+# Settled at 3 after the server refused a 4th; answers take 1 s.
+SETTLED = replace(FRESH, value=3, probing=True, found=3, base={"1K": 1.0}, since=0.0)
+
+CASES = [
+    # name, limit before, answer, now, expected fields after
+    ("starts at two", FRESH, None, 0.0, {"value": 2, "probing": False}),
+    ("a healthy answer in slow start makes room for one more (twice as many per round)", FRESH,
+     Answer(HEALTHY, 2, 1.0, "1K"), 1.0, {"value": 3}),
+    ("slow start never passes the ceiling", replace(FRESH, value=7), Answer(HEALTHY, 7, 1.0), 1.0,
+     {"value": 8}),
+    ("an answer while little is used does not grow", replace(FRESH, value=6), Answer(HEALTHY, 2, 1.0), 1.0,
+     {"value": 6}),
+    ("a refusal among others sets the limit to the others", replace(FRESH, value=6),
+     Answer(OVERLOADED, 5, 0.01, crowded=True), 2.0, {"value": 4, "found": 4, "probing": True}),
+    ("a stale refusal (sent before the last step down) changes nothing", replace(SETTLED, since=5.0),
+     Answer(OVERLOADED, 4, 0.01, crowded=True), 4.5, {"value": 3, "found": 3}),
+    ("a refused probe doubles the wait before the next", replace(SETTLED, value=4),
+     Answer(OVERLOADED, 4, 0.01, crowded=True), 2.0, {"value": 3, "probe_after": limiter.MAX_PROBE_AFTER}),
+    ("an overload alone in flight steps down by one", replace(FRESH, value=5),
+     Answer(OVERLOADED, 1, 0.5, wait=3.0), 10.0, {"value": 4, "quiet_until": 13.0, "found": None}),
+    ("the same overload event again changes nothing", replace(FRESH, value=4, probing=True, quiet_until=13.0),
+     Answer(OVERLOADED, 1, 0.5, wait=3.0), 11.0, {"value": 4, "quiet_until": 14.0}),
+    ("once an overload event is over, back up by one per healthy answer to where the server pushed back",
+     replace(SETTLED, value=2, quiet_until=5.0), Answer(HEALTHY, 2, 1.0, "1K"), 6.0, {"value": 3}),
+    ("milliseconds slower are not a queue", replace(FRESH, value=6, base={"1K": 0.01},
+     window=((2.0, 6, 0.01), (2.0, 6, 0.01))),
+        Answer(HEALTHY, 6, 0.02, "1K"), 5.0,
+     {"value": 6, "probing": False}),
+    ("a failure that says nothing about load changes nothing", replace(FRESH, value=5),
+     Answer(OTHER, 5, 3.0), 4.0, {"value": 5}),
+    ("no growth while an overload event lasts", replace(FRESH, value=3, probing=True, quiet_until=20.0),
+     Answer(HEALTHY, 3, 1.0), 10.0, {"value": 3}),
+    ("a probe under way: one healthy answer is not enough", replace(SETTLED, value=4),
+     Answer(HEALTHY, 4, 1.0, "1K"), 9.0, {"value": 4, "probing": True, "found": 3}),
+    ("a probe's round answered healthy: the server takes more, slow start again",
+     replace(SETTLED, value=4, window=((1.0, 4, 0.0), (1.1, 4, 0.1))),
+        Answer(HEALTHY, 4, 1.0, "1K"), 9.0,
+     {"value": 5, "probing": False, "found": 4}),
+    ("settled: no probe before enough calm answers", replace(SETTLED, calm=3),
+     Answer(HEALTHY, 3, 1.0, "1K"), 9.0, {"value": 3, "calm": 4}),
+    ("settled: one more after enough calm answers at full use", replace(SETTLED, calm=8),
+     Answer(HEALTHY, 3, 1.0, "1K"), 9.0, {"value": 4, "calm": 0}),
+    ("a slow answer never makes room", replace(FRESH, value=4, base={"1K": 1.0}),
+     Answer(HEALTHY, 4, 2.0, "1K"), 3.0, {"value": 4}),
+    ("a round of slow answers: the server queues, keep what it serves", replace(
+        FRESH, value=6, base={"1K": 1.0}, window=((2.0, 6, 1.0), (2.1, 6, 1.1))),
+        Answer(HEALTHY, 6, 2.0, "1K"), 5.0,
+     {"value": 3, "found": 3, "probing": True}),
+    ("one slow answer in a round is an uneven server, not a queue", replace(
+        FRESH, value=6, base={"1K": 1.0}, window=((1.0, 6, 0.0), (1.1, 6, 0.1))),
+        Answer(HEALTHY, 6, 1.6, "1K"), 5.0,
+     {"value": 6, "probing": False}),
+    ("a step down that made answers no faster is undone: that latency is the server's own pace", replace(
+        SETTLED, checking=(6, 2.0), window=((2.0, 3, 1.0), (2.0, 3, 1.0))),
+        Answer(HEALTHY, 3, 2.0, "1K"), 9.0,
+     {"value": 6, "base": {"1K": 2.0}, "checking": None}),
+    ("a step down that made answers faster stands", replace(
+        SETTLED, checking=(6, 2.0), window=((1.0, 3, 0.0), (1.1, 3, 0.1))),
+        Answer(HEALTHY, 3, 1.0, "1K"), 9.0,
+     {"value": 3, "checking": None}),
+    ("kinds are compared with their own fastest answer", replace(FRESH, value=6, base={"1K": 1.0, "4K": 4.0}),
+     Answer(HEALTHY, 6, 4.0, "4K"), 5.0, {"value": 7}),
+    ("an answer to a request sent before the last step down is not judged",
+     replace(SETTLED, since=10.0, window=((2.0, 3, 1.0), (2.0, 3, 1.0))),
+        Answer(HEALTHY, 3, 2.0, "1K"), 11.0,
+     {"value": 3, "window": ((2.0, 3, 1.0), (2.0, 3, 1.0))}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "before", "answer", "now", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_the_decision_table(name, before: Limit, answer: Answer | None, now: float, expected: dict):
+    after = before if answer is None else limiter.answered(before, answer, now)
+    assert {key: getattr(after, key) for key in expected} == expected, name
+
+
+def test_before_any_answer_it_grows_one_at_a_time_once_the_newest_was_accepted():
+    assert limiter.blind_wait(FRESH, in_flight=1, newest_age=0.0) is None  # a slot is free anyway
+    assert limiter.blind_wait(FRESH, in_flight=2, newest_age=0.04) == pytest.approx(0.06)
+    assert limiter.blind_step(FRESH, in_flight=2, newest_age=0.04) == FRESH
+    grown = limiter.blind_step(FRESH, in_flight=2, newest_age=0.1)
+    assert grown.value == 3
+    most = replace(grown, value=limiter.BLIND_LIMIT)
+    assert limiter.blind_wait(most, in_flight=most.value, newest_age=5.0) is None  # the blind limit
+    assert limiter.blind_wait(SETTLED, in_flight=3, newest_age=5.0) is None  # the server already pushed back
+    probe = replace(SETTLED, value=4, refuses=True)  # a probe on a server that refuses at once
+    taken = limiter.blind_step(probe, in_flight=4, newest_age=0.1)
+    assert (taken.value, taken.found) == (5, 4)  # accepted: the server takes more, try one more
+    assert limiter.blind_wait(limiter.start(2), in_flight=2, newest_age=5.0) is None  # the ceiling
+
+
+def test_a_ceiling_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        limiter.start(0)
+
+
+def test_the_summary_says_what_was_found():
+    assert "takes 3 at once" in limiter.describe(SETTLED, peak=3)
+    assert "never refused" in limiter.describe(replace(FRESH, value=8), peak=8)
+    assert "the ceiling" in limiter.describe(replace(FRESH, value=8), peak=8)
+
+
+# ------------------------------------------------------------------------------ against simulated servers
+
+
+def simulate(capacity: int, ceiling: int, jobs: int, queue: bool = False) -> dict[str, int]:
+    """Requests of 1 s against a server that makes `capacity` at once and refuses (at once) or queues the
+    rest; every refused picture is asked again when a slot frees. Returns what happened."""
+    limit, clock, seq = limiter.start(ceiling), 0.0, 0
+    events: list[tuple[float, int, str, tuple[int, float]]] = []  # (time, order, what, (sent_with, sent))
+    queued: list[tuple[int, float]] = []
+    pending, in_flight, serving, newest = jobs, 0, 0, 0.0
+    done = refused = sent = most = 0
+
+    def at(time: float, what: str, request: tuple[int, float]) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (time, seq, what, request))
+
+    def send() -> None:
+        nonlocal limit, pending, in_flight, serving, newest, sent, refused, most
+        limit = limiter.blind_step(limit, in_flight, clock - newest)
+        while pending and in_flight < limit.value:
+            pending, in_flight, newest, sent = pending - 1, in_flight + 1, clock, sent + 1
+            most = max(most, in_flight)
+            request = (in_flight, clock)
+            if serving < capacity:
+                serving += 1
+                at(clock + 1.0, "answer", request)
+            elif queue:
+                queued.append(request)
+            else:
+                refused += 1
+                at(clock + 0.01, "refused", request)
+            limit = limiter.blind_step(limit, in_flight, clock - newest)
+        wait = limiter.blind_wait(limit, in_flight, clock - newest)
+        if pending and wait is not None:
+            at(clock + max(wait, 1e-6), "tick", (0, clock))
+
+    send()
+    for _ in range(100_000):  # bounded
+        if done == jobs or not events:
+            break
+        clock, _, what, (sent_with, sent_time) = heapq.heappop(events)
+        if what == "answer":
+            in_flight, serving, done = in_flight - 1, serving - 1, done + 1
+            limit = limiter.answered(limit, Answer(HEALTHY, sent_with, clock - sent_time), clock)
+            if queued:
+                serving += 1
+                at(clock + 1.0, "answer", queued.pop(0))
+        elif what == "refused":
+            in_flight, pending = in_flight - 1, pending + 1
+            limit = limiter.answered(limit, Answer(OVERLOADED, sent_with, 0.01, crowded=sent_with > 1), clock)
+        send()
+    return {"done": done, "sent": sent, "refused": refused, "most": most, "settled": limit.value}
+
+
+@pytest.mark.parametrize("capacity", [1, 3, 6, 12])
+@pytest.mark.parametrize("ceiling", [8, 16])
+def test_against_a_refusing_server_it_converges_on_its_capacity_and_few_requests_are_refused(
+    capacity, ceiling
+):
+    result = simulate(capacity, ceiling, jobs=8 * capacity)
+    assert result["done"] == 8 * capacity
+    assert result["settled"] == min(capacity, ceiling) or result["settled"] == min(capacity, ceiling) + 1
+    # one refusal finds K = 1, one refused probe checks it later; beyond, at most one in ten
+    assert result["refused"] <= max(2, result["sent"] // 10)
+    assert result["most"] <= ceiling
+
+
+def test_it_never_exceeds_the_ceiling_against_a_server_without_limits():
+    result = simulate(capacity=100, ceiling=5, jobs=60)
+    assert result["most"] == 5 and result["refused"] == 0 and result["settled"] == 5
+
+
+@pytest.mark.parametrize("capacity", [1, 3, 6])
+def test_against_a_queueing_server_it_settles_at_the_knee(capacity):
+    result = simulate(capacity, ceiling=16, jobs=12 * capacity, queue=True)
+    assert result["done"] == 12 * capacity and result["refused"] == 0
+    assert result["settled"] <= capacity + 1  # latency showed the queue: no pile beyond the knee

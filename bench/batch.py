@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from image_gen_local.emulator import Emulator, EmulatorConfig, Reply
-from readme import README, replace_section
+from readme import publish
 
 TITLE = "Batch: last results"
 LAUNCH = Path(__file__).resolve().parent / "launch.py"
@@ -214,17 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "canned answers (a 1024x1024 PNG, no rendering), concurrency 2: HTTP, parsing, a full decode, an "
         "fsynced file and an fsynced manifest line per picture",
     ]
-    section = "\n".join(lines)
-    print(f"## {TITLE}\n\n{section}")
-    if not args.quick:
-        replace_section(TITLE, section)
-        say(f"wrote {README}")
+    publish(TITLE, "\n".join(lines), args.quick, say)
     return 0
 
 
 def _slowdowns(stderr: str) -> str:
-    match = re.search(r"slowed down (\d+) time", stderr)
-    return f" (the batch slowed down {match.group(1)}x)" if match else ""
+    match = re.search(r"concurrency lowered (\d+) time", stderr)
+    return f" (the batch lowered its concurrency {match.group(1)}x)" if match else ""
 
 
 def say(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -20,3 +21,11 @@ def replace_section(title: str, body: str, readme: Path = README) -> None:
     else:
         lines += ["", *section]
     readme.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+
+
+def publish(title: str, section: str, quick: bool, say: Callable[[str], None]) -> None:
+    """Print a benchmark's results; unless `quick`, write them into their section of bench/README.md."""
+    print(f"## {title}\n\n{section}")
+    if not quick:
+        replace_section(title, section)
+        say(f"wrote {README}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import batch
+import capacity
 import history
 import hostile
 import mcp_start
@@ -25,6 +26,7 @@ SUITES: dict[str, Callable[[Sequence[str]], int]] = {
     "hostile": hostile.main,
     "mcp": mcp_start.main,
     "history": history.main,
+    "capacity": capacity.main,
 }
 
 

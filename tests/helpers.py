@@ -91,6 +91,21 @@ def start_script(*args: str, env: dict[str, str] | None = None) -> subprocess.Po
     )
 
 
+def serving(argv: list[str]) -> tuple[subprocess.Popen, int]:
+    """An emulator in its own process (`argv` after the interpreter, the package importable from src/),
+    and the port its first stderr line announces; stop it with terminate() or a signal."""
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert line.startswith("image-gen-local emulator on http://127.0.0.1:"), line
+    return process, int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+
+
 def wait_until(condition, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -12,6 +12,7 @@ from image_gen_local.retry import (
     attempt_timeout,
     backoff,
     counts_as_no_image,
+    crowded,
     decide,
     rate_cap_wait,
     same_failure,
@@ -221,3 +222,19 @@ def test_same_failure_means_same_status_and_words():
     assert same_failure(_f(Kind.CAPACITY, 500), _f(Kind.CAPACITY, 500))
     assert not same_failure(_f(Kind.CAPACITY, 500), _f(Kind.CAPACITY, 502))
     assert not same_failure(None, _f(Kind.CAPACITY, 500))
+
+
+@pytest.mark.parametrize(
+    ("failure", "sent_with", "expected"),
+    [
+        (Failure(Kind.RATE_LIMIT, "All accounts exhausted", 429), 3, True),
+        (Failure(Kind.CAPACITY, "MODEL_CAPACITY_EXHAUSTED", 503), 2, True),
+        (Failure(Kind.RATE_LIMIT, "All accounts exhausted", 429), 1, False),  # alone: the server is busy
+        (Failure(Kind.RATE_LIMIT, "retry in 1.2 s", 429, retry_after=1.2), 4, False),  # a stated wait
+        (Failure(Kind.CAPACITY, "Internal error encountered.", 500), 4, False),  # not an overload
+    ],
+)
+def test_an_overload_among_others_of_ours_without_a_stated_wait_means_too_many_at_once(
+    failure, sent_with, expected
+):
+    assert crowded(failure, sent_with) is expected

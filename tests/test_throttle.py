@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from image_gen_local.throttle import Cancelled, Throttle
+from image_gen_local.limiter import BLIND_LIMIT, Verdict
+from image_gen_local.throttle import Cancelled, Slot, Throttle
 
 
 class FakeClock:
@@ -14,7 +15,7 @@ class FakeClock:
         return self.now
 
 
-def take(throttle: Throttle, clock: FakeClock) -> bool:
+def take(throttle: Throttle, clock: FakeClock) -> Slot | None:
     """A non-blocking acquire on a fake clock: the deadline is now, so it never sleeps."""
     return throttle.acquire(deadline=clock.now)
 
@@ -25,51 +26,49 @@ def test_concurrency_below_one_is_refused(concurrency):
         Throttle(concurrency)
 
 
-def test_at_most_concurrency_holders_at_once():
-    throttle = Throttle(concurrency=3)
+def test_never_more_holders_than_the_ceiling():
+    throttle = Throttle(ceiling=3)
     lock = threading.Lock()
-    full = threading.Event()
     holders = peak = admitted = 0
 
     def worker() -> None:
         nonlocal holders, peak, admitted
-        assert throttle.acquire(time.monotonic() + 5)
-        with lock:
-            holders += 1
-            admitted += 1
-            peak = max(peak, holders)
-            if holders == 3:
-                full.set()
-        full.wait(timeout=1)  # hold until three are in, so a fourth admitted too early would be seen
-        time.sleep(0.01)
-        with lock:
-            holders -= 1
-        throttle.release(True)
+        for _ in range(4):
+            slot = throttle.acquire(time.monotonic() + 10)
+            assert slot is not None
+            with lock:
+                holders += 1
+                admitted += 1
+                peak = max(peak, holders)
+            time.sleep(0.05)  # every request takes as long: a server that never pushes back
+            with lock:
+                holders -= 1
+            throttle.release(slot, Verdict.HEALTHY)
 
     threads = [threading.Thread(target=worker) for _ in range(9)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=5)
-    assert admitted == 9
-    assert peak == 3
-    assert throttle.active == 0
+        thread.join(timeout=20)
+    assert admitted == 36
+    assert peak == 3  # started at two, grew while answers were healthy, never a fourth
+    assert throttle.active == 0 and throttle.limit == 3
 
 
 def test_acquire_gives_up_when_the_deadline_passes_while_blocked():
-    throttle = Throttle(concurrency=1)
+    throttle = Throttle(ceiling=1)
     assert throttle.acquire(time.monotonic() + 1)
     started = time.monotonic()
-    assert throttle.acquire(started + 0.1) is False
+    assert throttle.acquire(started + 0.1) is None
     waited = time.monotonic() - started
     assert 0.05 <= waited < 2
     assert throttle.active == 1
 
 
 def test_a_release_wakes_a_blocked_acquire():
-    throttle = Throttle(concurrency=1)
-    assert throttle.acquire(time.monotonic() + 1)
-    timer = threading.Timer(0.05, throttle.release, args=(True,))
+    throttle = Throttle(ceiling=1)
+    slot = throttle.acquire(time.monotonic() + 1)
+    timer = threading.Timer(0.05, throttle.release, args=(slot, Verdict.HEALTHY))
     timer.start()
     started = time.monotonic()
     assert throttle.acquire(started + 5)
@@ -79,7 +78,7 @@ def test_a_release_wakes_a_blocked_acquire():
 
 def test_a_free_slot_is_given_even_at_the_deadline():
     clock = FakeClock()
-    throttle = Throttle(concurrency=2, clock=clock)
+    throttle = Throttle(ceiling=2, clock=clock)
     assert take(throttle, clock)
     assert throttle.acquire(deadline=clock.now - 10)  # nothing to wait for: no need for time left
     assert not take(throttle, clock)
@@ -87,8 +86,8 @@ def test_a_free_slot_is_given_even_at_the_deadline():
 
 def test_a_stated_wait_pauses_everyone_until_it_ends():
     clock = FakeClock(100.0)
-    throttle = Throttle(concurrency=4, clock=clock)
-    throttle.slow_down(10, stated=True)
+    throttle = Throttle(ceiling=4, clock=clock)
+    throttle.pause(10)
     assert throttle.paused_until == 110.0
     assert not take(throttle, clock)  # free slots, but the server said wait
     clock.now = 109.9
@@ -97,68 +96,59 @@ def test_a_stated_wait_pauses_everyone_until_it_ends():
     assert take(throttle, clock)
 
 
-def test_an_unstated_overload_lowers_the_limit_but_does_not_pause():
-    clock = FakeClock(100.0)
-    throttle = Throttle(concurrency=3, clock=clock)
-    throttle.slow_down(10)
-    assert throttle.paused_until == 0.0 and throttle.pauses == 0
-    assert take(throttle, clock) and take(throttle, clock)
-    assert not take(throttle, clock)  # limit 2 now
-
-
-def test_one_overload_event_lowers_the_limit_once():
-    clock = FakeClock(0.0)
-    throttle = Throttle(concurrency=4, clock=clock)
-    for _ in range(4):  # four workers see the same overload
-        throttle.slow_down(5)
-    assert throttle.limit == 3 and throttle.decreases == 1
-    clock.now = 5.0  # the event is over: a new overload lowers it again
-    throttle.slow_down(5)
-    assert throttle.limit == 2 and throttle.decreases == 2
-    for step in range(3):
-        clock.now = 10.0 + 5 * step
-        throttle.slow_down(5)
-    assert throttle.limit == 1  # a storm walks it down to one, never below
-
-
 def test_stated_pauses_are_counted_once_per_pause():
     clock = FakeClock(0.0)
-    throttle = Throttle(concurrency=4, clock=clock)
-    throttle.slow_down(10.0, stated=True)
+    throttle = Throttle(ceiling=4, clock=clock)
+    throttle.pause(10.0)
     clock.now = 0.1
-    throttle.slow_down(10.2, stated=True)  # the same overload, seen by another worker: one pause, extended
+    throttle.pause(10.2)  # the same overload, seen by another worker: one pause, extended
     assert throttle.paused_until == pytest.approx(10.3) and throttle.pauses == 1
     clock.now = 20.0
-    throttle.slow_down(5, stated=True)
+    throttle.pause(5)
     assert throttle.pauses == 2 and throttle.paused_until == 25.0
 
 
-def test_successes_raise_the_limit_by_one_each_after_the_event():
+def test_a_refusal_among_others_in_flight_lowers_the_limit_at_once_without_a_pause():
     clock = FakeClock(0.0)
-    throttle = Throttle(concurrency=4, clock=clock)
-    throttle.slow_down(2)
-    clock.now = 2.0
-    throttle.slow_down(2)
-    assert throttle.limit == 2
+    throttle = Throttle(ceiling=8, clock=clock)
+    first, second = take(throttle, clock), take(throttle, clock)
+    assert first and second and second.sent_with == 2
+    throttle.release(second, Verdict.OVERLOADED, crowded=True)
+    assert throttle.limit == 1 and throttle.paused_until == 0.0 and throttle.decreases == 1
+    assert not take(throttle, clock)  # the first is still in flight: the refused one waits for it
+    throttle.release(first, Verdict.HEALTHY)
     assert take(throttle, clock)
-    throttle.release(True)
-    assert throttle.limit == 2  # still inside the overload event: no growth yet
-    clock.now = 4.0
-    for expected in (3, 4, 4):
+
+
+def test_the_first_requests_grow_the_limit_once_they_are_accepted():
+    clock = FakeClock(0.0)
+    said: list[str] = []
+    throttle = Throttle(ceiling=8, clock=clock, report=said.append)
+    assert take(throttle, clock) and take(throttle, clock) and not take(throttle, clock)
+    clock.now = 0.2  # neither was refused at once: the server accepted them
+    assert take(throttle, clock) and not take(throttle, clock)
+    for step in range(4, BLIND_LIMIT + 1):
+        clock.now = 0.2 * step
         assert take(throttle, clock)
-        throttle.release(True)
-        assert throttle.limit == expected  # one per success, never above the concurrency asked for
-    throttle.slow_down(1)
-    clock.now = 6.0
-    assert take(throttle, clock)
-    throttle.release(False)  # failures do not count
-    assert throttle.limit == 3
+    clock.now = 10.0
+    assert not take(throttle, clock)  # so many before any answer, however long it takes
+    assert throttle.limit == BLIND_LIMIT and said[0].startswith("concurrency 2 -> 3")
+
+
+def test_an_overload_alone_in_flight_lowers_the_limit_once_per_event():
+    clock = FakeClock(0.0)
+    throttle = Throttle(ceiling=4, clock=clock)
+    for _ in range(2):  # two pictures, one after the other, each alone in flight, the same overload
+        slot = take(throttle, clock)
+        assert slot is not None and slot.sent_with == 1
+        throttle.release(slot, Verdict.OVERLOADED, wait=5.0)
+    assert throttle.limit == 1 and throttle.decreases == 1 and throttle.paused_until == 0.0
 
 
 def test_cancel_refuses_every_later_request():
     from image_gen_local.throttle import Cancelled
 
-    throttle = Throttle(concurrency=2)
+    throttle = Throttle(ceiling=2)
     assert throttle.acquire(time.monotonic() + 1)
     throttle.cancel()
     with pytest.raises(Cancelled):
@@ -167,7 +157,7 @@ def test_cancel_refuses_every_later_request():
 
 def test_per_minute_spaces_starts():
     clock = FakeClock(50.0)
-    throttle = Throttle(concurrency=2, per_minute=30, clock=clock)
+    throttle = Throttle(ceiling=2, per_minute=30, clock=clock)
     assert throttle.interval == pytest.approx(2.0)
     assert take(throttle, clock)
     assert not take(throttle, clock)  # a slot is free but it is too soon
@@ -180,20 +170,32 @@ def test_per_minute_spaces_starts():
 
 def test_without_a_rate_starts_are_not_spaced():
     clock = FakeClock()
-    throttle = Throttle(concurrency=3, clock=clock)
+    throttle = Throttle(ceiling=2, clock=clock)
     assert throttle.interval == 0.0
-    assert all(take(throttle, clock) for _ in range(3))
+    assert all(take(throttle, clock) for _ in range(2))
 
 
 def test_a_rate_is_kept_even_with_one_worker_releasing_at_once():
     clock = FakeClock(0.0)
-    throttle = Throttle(concurrency=1, per_minute=60, clock=clock)
-    assert take(throttle, clock)
-    throttle.release(True)
+    throttle = Throttle(ceiling=1, per_minute=60, clock=clock)
+    slot = take(throttle, clock)
+    assert slot
+    throttle.release(slot, Verdict.HEALTHY)
     clock.now = 0.5
     assert not take(throttle, clock)
     clock.now = 1.0
     assert take(throttle, clock)
+
+
+def test_a_refusal_counts_as_crowded_when_others_are_in_flight_at_either_end():
+    clock = FakeClock(0.0)
+    throttle = Throttle(ceiling=8, clock=clock)
+    alone = take(throttle, clock)
+    assert alone and alone.sent_with == 1 and throttle.load(alone) == 1
+    later = take(throttle, clock)  # sent after, but the server may see it first and refuse the other
+    assert later and throttle.load(alone) == 2
+    throttle.release(alone, Verdict.OVERLOADED, crowded=True)
+    assert throttle.limit == 1 and "1 of ours were in flight" in throttle.state.why
 
 
 def test_an_interrupted_run_starts_no_new_save_and_waits_for_the_one_under_way():
@@ -226,15 +228,16 @@ def test_a_failure_that_ends_the_run_still_lets_a_received_picture_be_saved():
     assert throttle.drained(0) is True
 
 
-def test_branches_share_slots_and_pauses_but_are_cancelled_alone():
+def test_branches_share_slots_pauses_and_the_limit_but_are_cancelled_alone():
     clock = FakeClock()
-    shared = Throttle(concurrency=2, clock=clock)
+    shared = Throttle(2, clock=clock)
     first, second = shared.branch(), shared.branch()
-    assert take(first, clock) and take(second, clock)
+    one, two = take(first, clock), take(second, clock)
+    assert one and two
     assert not take(shared, clock)  # both slots are held, whoever asks
-    first.release(True)
-    second.slow_down(5.0, stated=True)  # an overload seen by one call holds back every call
-    assert shared.paused_until == first.paused_until == 105.0 and first.limit == 1
+    first.release(one, Verdict.OVERLOADED, crowded=True)  # too many at once, seen by one call
+    second.pause(5.0)  # a stated wait seen by one call holds back every call
+    assert shared.paused_until == first.paused_until == 105.0 and shared.limit == first.limit == 1
     first.interrupt()
     with pytest.raises(Cancelled):
         first.acquire(clock.now)
@@ -243,5 +246,5 @@ def test_branches_share_slots_and_pauses_but_are_cancelled_alone():
     with second.saving():  # the other call goes on
         pass
     clock.now = 106.0
-    second.release(True)
+    second.release(two, Verdict.HEALTHY)
     assert take(second, clock)

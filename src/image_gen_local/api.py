@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .batch import run_request
+from .batch import DEFAULT_CEILING, run_request
 from .config import Settings
 from .engine import Generator
 from .request import Result, prepare, usage_request
+from .throttle import Throttle
 
 
 def generate(
@@ -39,7 +40,8 @@ def generate(
     )
     settings = settings or Settings()
     prepared = prepare(request, settings)
-    generator = Generator(settings, warn=warn or (lambda _message: None))
+    throttle = Throttle(min(DEFAULT_CEILING, request.count))  # as many at once as the server takes
+    generator = Generator(settings, warn=warn or (lambda _message: None), throttle=throttle)
     try:
         return run_request(generator, prepared)
     finally:

@@ -1,7 +1,8 @@
 """The batch engine: many pictures at once, keeping the server exactly as busy as it allows.
 
 Jobs stream in (a bounded queue, so a 1000-line file costs no more memory than a 10-line one); each picture
-is a task for one of `concurrency` worker threads; every request passes one shared Throttle, so a 429
+is a task for one of the worker threads; every request passes one shared Throttle, which learns how many
+the server takes at once (up to `concurrency`), so a 429
 anywhere slows the whole batch down. A manifest records every picture as it is saved, so a rerun skips
 what is done (`batchfile.run_batch` runs a job file). `image-gen -n N` runs through the same engine with
 a single job (`run_request`).
@@ -48,9 +49,12 @@ SERVER_UNUSABLE = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT}
 STOP_ALL = {*SERVER_UNUSABLE, ExitCode.DEADLINE, ExitCode.BAD_INPUT}
 
 
+DEFAULT_CEILING = 8  # --concurrency: the most in flight; the throttle finds what the server takes below it
+
+
 @dataclass
 class BatchOptions:
-    concurrency: int = 2
+    concurrency: int = DEFAULT_CEILING  # a ceiling: the throttle learns the server's capacity below it
     per_minute: float | None = None  # a cap on requests per minute for the whole batch
     fail_fast: bool = False
     max_retries: int | None = None  # per picture; None: as many as the deadline allows
@@ -330,9 +334,7 @@ def run_request(
     throttle allows; a "still working" line every `heartbeat` seconds through `progress` (by default the
     generator's `warn`); `status` hears each step as it starts ("picture 1 of 2: attempt 1 via …")."""
     deadline = time.monotonic() + generator.settings.timeout
-    options = BatchOptions(
-        concurrency=generator.throttle.concurrency, deadline=deadline, stop_on=set(STOP_ALL)
-    )
+    options = BatchOptions(concurrency=generator.throttle.ceiling, deadline=deadline, stop_on=set(STOP_ALL))
     with Heartbeat(progress or generator.warn, heartbeat) as beat:
 
         def step(text: str) -> None:

@@ -36,7 +36,8 @@ class BatchRun:
     jobs: int
     pictures: int
     pauses: int  # long waits the server asked of everyone
-    slowdowns: int  # overload events that lowered the concurrency
+    slowdowns: int  # times the concurrency went down
+    capacity: str = ""  # what the batch learned of the server's capacity, in words
 
 
 def run_batch(
@@ -101,7 +102,7 @@ def run_batch(
                     continue
                 yield Job(spec=spec, prepared=prepared, done=already)
 
-        throttle = Throttle(options.concurrency, options.per_minute)
+        throttle = Throttle(options.concurrency, options.per_minute, report=info)
         policy = RetryPolicy(max_retries=options.max_retries)
         generator = Generator(
             settings, warn=warn, info=info, cache=cache, policy=policy, throttle=throttle, alert=notice
@@ -122,7 +123,9 @@ def run_batch(
             generator.close()
     finally:
         manifest.close()
-    return BatchRun(outcome, manifest.path, jobs, pictures, throttle.pauses, throttle.decreases)
+    return BatchRun(
+        outcome, manifest.path, jobs, pictures, throttle.pauses, throttle.decreases, throttle.found()
+    )
 
 
 def _refuse_job_file(manifest: Path, source: Path | None) -> None:

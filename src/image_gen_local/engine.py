@@ -21,6 +21,7 @@ from .config import Settings
 from .delivery import Delivery
 from .errors import ExitCode, ServerError
 from .failures import Failure, Kind
+from .limiter import Verdict
 from .provenance import public_url
 from .request import Prepared, SavedImage
 from .retry import (
@@ -29,7 +30,9 @@ from .retry import (
     attempt_timeout,
     backoff,
     counts_as_no_image,
+    crowded,
     decide,
+    overloaded,
     rate_cap_wait,
     same_failure,
 )
@@ -152,20 +155,21 @@ class Generator:
         kind = self.server.kind(deadline)
         self.check_model()
         routes = self.routes(kind, self.model, bool(prepared.inputs))
-        route_index = attempts = no_image = repeats = 0
+        route_index = attempts = no_image = repeats = crowded_attempts = 0
         warnings: list[str] = [self._model_note] if self._model_note else []
         starts: list[float] = []  # attempt start times: the per-minute cap holds whatever the server says
         last: Failure | None = None
         label = f"picture {index + 1} of {prepared.request.count}"
         while True:
-            if not self.throttle.acquire(deadline):
+            slot = self.throttle.acquire(deadline, prepared.plan.tier)
+            if slot is None:
                 raise _deadline_error(self.settings.timeout, last)
             model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
             if self.server.kind(deadline) != kind:  # learned again: ask this kind the way it understands
                 kind = self.server.kind(deadline)
                 routes, route_index = self.routes(kind, model, bool(prepared.inputs)), 0
             route = routes[route_index]
-            held = True
+            held, verdict, too_many, event = True, Verdict.OTHER, False, 0.0
             try:
                 call = protocol.build_call(
                     route, kind, prepared.prompt, model, prepared.plan, prepared.inputs
@@ -178,11 +182,11 @@ class Generator:
                 status(f"{label}: attempt {attempts} via {call.path}")
                 self.info(f"attempt {attempts}: POST {call.path} model={model}; {call.note()}")
                 tier = prepared.plan.tier
-                outcome = self._attempt(
+                outcome, waited = self._attempt(
                     call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier), deadline
                 )
                 if not isinstance(outcome, Failure):
-                    self.throttle.release(ok=True)
+                    self.throttle.release(slot, Verdict.HEALTHY, seconds=waited)
                     held = False
                     synthetic = self._synthetic(outcome, warnings)
                     saved = self.delivery.deliver(
@@ -194,19 +198,29 @@ class Generator:
                 repeats = repeats + 1 if same_failure(last, outcome) else 1
                 failure = last = outcome
                 no_image += counts_as_no_image(failure)
+                # Refused for too many in flight: fewer at once (the throttle), and this picture waits
+                # only for a free slot; it does not count towards the backoff of real failures.
+                too_many = crowded(failure, self.throttle.load(slot))
+                crowded_attempts += too_many
+                wait = rate_cap_wait(starts, time.monotonic())
+                if not too_many:
+                    pause = backoff(self.policy, failure, attempts - crowded_attempts, self.rng)
+                    busy = self.throttle.busy_wait() if overloaded(failure) else None
+                    if busy is not None and failure.retry_after is None:  # others hold every place
+                        pause = min(pause, busy)
+                    wait = max(wait, pause)
                 decision = decide(
                     failure,
                     attempts=attempts,
                     no_image=no_image,
-                    wait=max(
-                        backoff(self.policy, failure, attempts, self.rng),
-                        rate_cap_wait(starts, time.monotonic()),
-                    ),
+                    wait=wait,
                     time_left=deadline - time.monotonic(),
                     routes_left=len(routes) - route_index - 1,
                     policy=self.policy,
                     repeats=repeats,
                 )
+                verdict = Verdict.OVERLOADED if decision.slow_down else Verdict.OTHER
+                event = decision.wait
                 missing = failure.kind is Kind.ROUTE and failure.status == 404 and kind != UNKNOWN
                 if missing and self.server.recheck(deadline, f"{call.path} is missing on a {kind} server"):
                     continue  # another kind now listens there: the loop asks it its own way
@@ -229,15 +243,18 @@ class Generator:
                     )
             finally:
                 if held:
-                    self.throttle.release(ok=False)
+                    self.throttle.release(slot, verdict, crowded=too_many, wait=event)
             self.info(f"attempt {attempts} failed: {failure.detail}")
-            self.warn(f"{failure.detail}; retrying in {decision.wait:.1f} s")
+            if too_many:
+                self.info(f"{label}: refused with others in flight; retrying with fewer at once")
+            else:
+                self.warn(f"{failure.detail}; retrying in {decision.wait:.1f} s")
             status(f"{label}: waiting {decision.wait:.0f} s to retry")
-            # The whole run slows down (fewer requests at once); a long wait the server states holds back
-            # every new request; a short one (Google's usual "retry in 1.2 s") only this picture.
-            if decision.slow_down:
-                self.throttle.slow_down(decision.wait, stated=decision.pause_all)
-            if not decision.pause_all:  # a pause for all is enforced by the throttle
+            # A long wait the server states holds back every new request; a short one (Google's usual
+            # "retry in 1.2 s") only this picture.
+            if decision.pause_all:
+                self.throttle.pause(decision.wait)
+            elif decision.wait > 0:  # a pause for all is enforced by the throttle
                 self.throttle.sleep(decision.wait)
 
     def _fall_back(self, model: str, failure: Failure, warnings: list[str]) -> bool:
@@ -256,23 +273,27 @@ class Generator:
 
     def _attempt(
         self, call: Call, timeout: float, cap: int, pixels: int, deadline: float
-    ) -> Picture | Failure:
-        """One request and its answer, all within `timeout` (the download included); the key is already
-        scrubbed from any failure's words by the transport and `read_answer`."""
+    ) -> tuple[Picture | Failure, float]:
+        """One request and its answer, all within `timeout` (the download included), and how long the
+        server took (our own decoding left out, so the throttle reads the server's pace, not our CPU's);
+        the key is already scrubbed from any failure's words by the transport and `read_answer`."""
         from .transport import TransportFailure
 
-        ends = time.monotonic() + timeout
+        sent = time.monotonic()
+        ends = sent + timeout
         try:
             answer = self.transport.send(call, timeout, cap)
+            waited = time.monotonic() - sent
             self.synthetic = self.synthetic or EMULATOR_HEADER.lower() in answer.headers
             contradiction = self.server.contradicted_by(answer.headers)
             if contradiction:
                 self.server.recheck(deadline, contradiction)
-            return read_answer(
+            picture = read_answer(
                 answer, lambda url: self.transport.download(url, ends - time.monotonic()), pixels
             )
+            return picture, waited
         except TransportFailure as exc:
-            return exc.failure
+            return exc.failure, time.monotonic() - sent
 
     def _synthetic(self, picture: Picture, warnings: list[str]) -> bool:
         """Is this picture the emulator's (its header, or its own label through a gateway)? Said once."""

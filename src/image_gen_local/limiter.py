@@ -5,8 +5,7 @@ allow and refuses the rest at once (429 "All accounts exhausted", 503 `MODEL_CAP
 servers accept everything and serve a few at a time, so answers just get slower. A fixed concurrency is
 either too low (idle capacity) or too high (most requests refused, or piled in a queue). So the limit is
 learned while the batch runs, the way TCP learns a path's capacity, with the signals each kind of server
-gives. Status: the decisions are here and tested (tests/test_limiter.py); the throttle does not consult
-them yet, so `--concurrency` is still a fixed number (issue "The batch finds the server's capacity").
+gives (README, "How many at once", says what was borrowed from whom and why):
 
 - **Slow start** (TCP): begin at START; one more per healthy answer (twice as many every round of
   answers), and, before the first answer, one more each time the newest request has gone ACCEPTED_AFTER

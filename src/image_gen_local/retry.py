@@ -16,6 +16,11 @@ from enum import Enum
 
 from .failures import Failure, Kind
 
+# A wait the server states (Retry-After, retryDelay) is honoured within these bounds: "0", negative or "0s"
+# cannot turn retries into a storm, and "wait a day" cannot park a picture beyond reason.
+MIN_STATED_WAIT = 1.0
+MAX_STATED_WAIT = 300.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -29,12 +34,9 @@ class RetryPolicy:
     max_retries: int | None = None  # retries per picture; None: as many as the deadline allows
     upstream_down_attempts: int = 3  # a gateway that cannot reach its upstream: a few seconds, then stop
     same_error_attempts: int = 4  # the very same non-overload 5xx answer this often in a row: stop
+    min_stated_delay: float = MIN_STATED_WAIT  # a stated wait is never shorter (bench/soak.py scales it)
 
 
-# A wait the server states (Retry-After, retryDelay) is honoured within these bounds: "0", negative or "0s"
-# cannot turn retries into a storm, and "wait a day" cannot park a picture beyond reason.
-MIN_STATED_WAIT = 1.0
-MAX_STATED_WAIT = 300.0
 # Whatever the server says, one picture never sends more than this many attempts in any 60 seconds.
 MAX_ATTEMPTS_PER_MINUTE = 12
 PAUSE_ALL_AFTER = 2.0  # a stated wait this long means quota or capacity is gone for everyone, not a blip
@@ -57,7 +59,7 @@ def backoff(policy: RetryPolicy, failure: Failure, attempt: int, rng: random.Ran
     """Seconds to wait before attempt number `attempt + 1` (attempt counts from 1)."""
     if failure.retry_after is not None:
         # Stated delays are honoured plus a little slack, never less, within the floor and the ceiling.
-        stated = min(MAX_STATED_WAIT, max(MIN_STATED_WAIT, failure.retry_after))
+        stated = min(MAX_STATED_WAIT, max(policy.min_stated_delay, failure.retry_after))
         return stated * (1 + rng.uniform(0, policy.jitter / 2)) + 0.05
     if attempt <= 1:
         delay = policy.first_retry
@@ -108,6 +110,12 @@ def counts_as_no_image(failure: Failure) -> bool:
 def overloaded(failure: Failure) -> bool:
     """The server says it is too busy (as opposed to a flaky connection): the whole run should slow down."""
     return failure.kind is Kind.RATE_LIMIT or (failure.kind is Kind.CAPACITY and failure.status == 503)
+
+
+def crowded(failure: Failure, sent_with: int) -> bool:
+    """Refused as overloaded while others of ours were in flight, with no wait stated: too many at once.
+    What helps is fewer in flight (the limiter), not a pause: the picture waits only for a free slot."""
+    return overloaded(failure) and failure.retry_after is None and sent_with > 1
 
 
 def same_failure(previous: Failure | None, failure: Failure) -> bool:

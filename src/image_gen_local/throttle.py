@@ -1,13 +1,12 @@
 """One gate for every request of a run, so the server is kept exactly as busy as it allows.
 
-Workers ask the gate before each request. It admits at most `limit` at once, never two closer than the
-`--rate` spacing, and none while a pause the server asked for runs. An overload answer (429, 503
-capacity) lowers the limit by one, once per overload event (an event lasts as long as the wait it asked
-for), so a storm of them walks it down to one request at a time; every success then raises it by one again,
-back up to the concurrency asked for. A long wait the server states holds back every new request.
+Workers ask the gate before each request and give their slot back with how the request ended. It admits at
+most the limiter's current limit at once (learned while the run goes: limiter.py decides, this module only
+keeps the count, the clock and the threads), never two closer than the `--rate` spacing, and none while a
+pause the server asked for runs (a long stated wait holds back every new request).
 
 Several runs can share one gate (`branch`): the MCP server's tool calls all count against the same slots,
-spacing and pauses, yet a client cancelling one call stops that call alone.
+spacing, pauses and learned limit, yet a client cancelling one call stops that call alone.
 """
 
 from __future__ import annotations
@@ -16,27 +15,46 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from . import limiter
+from .limiter import Answer, Verdict
 
 
 class Cancelled(Exception):
     """The run is stopping: no new request may start."""
 
 
-class _Gate:
-    """The state every branch of a throttle shares: slots, spacing, pauses."""
+@dataclass(frozen=True)
+class Slot:
+    """One admitted request: how many of ours were in flight with it, since when, and of which kind."""
 
-    def __init__(self, concurrency: int, per_minute: float | None, clock: Callable[[], float]) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        self.concurrency = concurrency
-        self.limit = concurrency
+    sent_with: int
+    started: float
+    key: str = ""
+
+
+class _Gate:
+    """The state every branch of a throttle shares: slots, spacing, pauses, the learned limit."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        per_minute: float | None,
+        clock: Callable[[], float],
+        report: Callable[[str], None] | None,
+    ) -> None:
+        self.ceiling = ceiling
+        self.state = limiter.start(ceiling)  # raises ValueError below 1
         self.interval = 60.0 / per_minute if per_minute else 0.0
         self.clock = clock
+        self.report = report  # told (outside the lock) each time the limit changes, and why
         self.active = 0
+        self.peak = 0  # the most in flight that answered healthy
         self.paused_until = 0.0
         self.pauses = 0  # distinct waits the server asked of everyone
-        self.decreases = 0  # overload events that lowered the limit
-        self.calm_until = 0.0  # until then, further overload answers belong to the same event
+        self.decreases = 0  # times the limit went down
+        self.newest = 0.0  # when the latest request was admitted
         self.next_start = 0.0
         self.cond = threading.Condition()
 
@@ -44,39 +62,56 @@ class _Gate:
 class Throttle:
     def __init__(
         self,
-        concurrency: int = 1,
+        ceiling: int = 1,
         per_minute: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        report: Callable[[str], None] | None = None,
         *,
         gate: _Gate | None = None,
     ) -> None:
-        self._gate = gate or _Gate(concurrency, per_minute, clock)
+        self._gate = gate or _Gate(ceiling, per_minute, clock, report)
         self._cond = self._gate.cond
         self._cancelled = False
         self._interrupted = False
         self._saving = 0  # pictures of this run being written to disk right now
 
     def branch(self) -> Throttle:
-        """A gate for one more run that shares this one's slots, spacing and pauses, but is cancelled and
-        interrupted on its own."""
+        """A gate for one more run that shares this one's slots, spacing, pauses and learned limit, but is
+        cancelled and interrupted on its own."""
         return Throttle(gate=self._gate)
 
     # The shared state, read-only from outside.
     @property
+    def ceiling(self) -> int:
+        return self._gate.ceiling
+
+    @property
     def concurrency(self) -> int:
-        return self._gate.concurrency
+        return self._gate.ceiling
+
+    @property
+    def state(self) -> limiter.Limit:
+        return self._gate.state
 
     @property
     def limit(self) -> int:
-        return self._gate.limit
+        return self._gate.state.value
 
     @property
     def interval(self) -> float:
         return self._gate.interval
 
     @property
+    def clock(self) -> Callable[[], float]:
+        return self._gate.clock
+
+    @property
     def active(self) -> int:
         return self._gate.active
+
+    @property
+    def peak(self) -> int:
+        return self._gate.peak
 
     @property
     def paused_until(self) -> float:
@@ -90,31 +125,101 @@ class Throttle:
     def decreases(self) -> int:
         return self._gate.decreases
 
-    def acquire(self, deadline: float) -> bool:
-        """Wait for a slot; False if `deadline` (on this clock) comes first."""
+    def acquire(self, deadline: float, key: str = "") -> Slot | None:
+        """Wait for a slot; None if `deadline` (on this clock) comes first."""
         gate = self._gate
+        said = ""
         with self._cond:
             while True:
                 if self._cancelled:
                     raise Cancelled
                 now = gate.clock()
+                said = self._change(limiter.blind_step(gate.state, gate.active, now - gate.newest)) or said
                 wait = max(gate.paused_until - now, gate.next_start - now, 0.0)
-                if wait <= 0 and gate.active < gate.limit:
+                slot: Slot | None = None
+                if wait <= 0 and gate.active < gate.state.value:
                     gate.active += 1
+                    gate.newest = now
                     gate.next_start = now + gate.interval
-                    return True
-                if now >= deadline:
-                    return False
-                self._cond.wait(timeout=min(wait if wait > 0 else 1.0, deadline - now))
+                    slot = Slot(gate.active, now, key)
+                if slot is not None or now >= deadline:
+                    break
+                blind = limiter.blind_wait(gate.state, gate.active, now - gate.newest)
+                nap = wait if wait > 0 else 1.0 if blind is None else max(blind, 0.001)
+                self._cond.wait(timeout=min(nap, deadline - now))
+        self._tell(said)
+        return slot
 
-    def release(self, ok: bool) -> None:
-        """A request's answer arrived; `ok` when the server answered normally (the limit grows back)."""
+    def release(
+        self,
+        slot: Slot,
+        verdict: Verdict,
+        *,
+        crowded: bool = False,
+        wait: float = 0.0,
+        seconds: float | None = None,
+    ) -> None:
+        """The request of `slot` ended: `crowded` when it was refused for too many in flight; `wait` is how
+        long an uncrowded overload lasts (one step down per such event); `seconds` how long the server
+        took (default: since the slot was taken)."""
         gate = self._gate
         with self._cond:
+            now = gate.clock()
             gate.active -= 1
-            if ok and gate.limit < gate.concurrency and gate.clock() >= gate.calm_until:
-                gate.limit += 1
+            if verdict is Verdict.HEALTHY:
+                gate.peak = max(gate.peak, slot.sent_with)
+            load = max(slot.sent_with, gate.active + 1) if crowded else slot.sent_with
+            took = now - slot.started if seconds is None else seconds
+            answer = Answer(verdict, load, took, slot.key, crowded, wait)
+            said = self._change(limiter.answered(gate.state, answer, now))
             self._cond.notify_all()
+        self._tell(said)
+
+    def busy_wait(self) -> float | None:
+        """How long to wait after a refusal with nothing else of ours in flight, on a server known to
+        refuse at once (it is busy with others' pictures, and one of them ends within about the time our
+        fastest took); None when nothing is known, and the retry policy's backoff applies."""
+        with self._cond:
+            state = self._gate.state
+            if not state.refuses or not state.base:
+                return None
+            return min(state.base.values())
+
+    def load(self, slot: Slot) -> int:
+        """Ours in flight with `slot`'s request (itself included) when it was sent or now, whichever is
+        more: a refusal while others are still running means too many at once, whatever the order."""
+        with self._cond:
+            return max(slot.sent_with, self._gate.active)
+
+    def _change(self, new: limiter.Limit) -> str:
+        """Take the limiter's new state; what to say about it, if the limit moved (call under the lock)."""
+        gate = self._gate
+        old, gate.state = gate.state, new
+        if new.value == old.value:
+            return ""
+        gate.decreases += new.value < old.value
+        if new.value > old.value:
+            self._cond.notify_all()
+        return f"concurrency {old.value} -> {new.value}: {new.why}"
+
+    def _tell(self, said: str) -> None:
+        if said and self._gate.report is not None:
+            self._gate.report(said)
+
+    def pause(self, seconds: float) -> None:
+        """The server stated a long wait: no new request starts before it ends."""
+        gate = self._gate
+        with self._cond:
+            now = gate.clock()
+            if now >= gate.paused_until:
+                gate.pauses += 1
+            gate.paused_until = max(gate.paused_until, now + seconds)
+            self._cond.notify_all()
+
+    def found(self) -> str:
+        """What the run learned of the server's capacity, in words, for the summary."""
+        with self._cond:
+            return limiter.describe(self._gate.state, self._gate.peak)
 
     def cancel(self) -> None:
         """Refuse every request from now on (a failure ended the run); waiting workers give up at once."""
@@ -165,19 +270,3 @@ class Throttle:
                 self._cond.wait(timeout=left)
             if self._cancelled:
                 raise Cancelled
-
-    def slow_down(self, seconds: float, stated: bool = False) -> None:
-        """The server is overloaded: one request fewer at once (once per event, an event lasting
-        `seconds`); with `stated`, no new request starts before the wait ends."""
-        gate = self._gate
-        with self._cond:
-            now = gate.clock()
-            if now >= gate.calm_until:
-                gate.limit = max(1, gate.limit - 1)
-                gate.decreases += 1
-            gate.calm_until = max(gate.calm_until, now + seconds)
-            if stated:
-                if now >= gate.paused_until:
-                    gate.pauses += 1
-                gate.paused_until = max(gate.paused_until, now + seconds)
-            self._cond.notify_all()

@@ -114,6 +114,15 @@ IMAGE_READ_ERROR = "Image read error"
 NOT_ON_IMAGES_API = "is not supported on /v1/images"  # CLIProxyAPI: Gemini models only on chat
 TOKEN_REJECTED = "token_rejected"
 
+# The whole bodies of the two answers a busy server gives at once (plain text, like every error of it): the
+# proxy found no account free ("All accounts exhausted"), or Google has no capacity for the model.
+ALL_EXHAUSTED_BODY = f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted"
+CAPACITY_EXHAUSTED_BODY = (
+    "Max retries exhausted. Last error: Upstream error 503 Service Unavailable: "
+    '{"error": {"code": 503, "message": "No capacity available for model on the server", '
+    '"status": "UNAVAILABLE", "details": [{"reason": "' + CAPACITY_EXHAUSTED + '"}]}}'
+)
+
 # ... and the words of gateways (LiteLLM) in front of it, inside JSON error objects.
 NO_DB_CONNECTION = "no_db_connection"  # LiteLLM without a database, given a key that is not its master key
 KEY_WORDS = (

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..batch import BatchOptions, Job, NotAttempted
+from ..batch import DEFAULT_CEILING, BatchOptions, Job, NotAttempted
 from ..batchfile import BatchRun, run_batch
 from ..config import cache_dir
 from ..errors import OutputError, UsageError
@@ -40,7 +40,13 @@ def batch_parser(prog: str) -> Parser:
         "--timeout applies to each picture.",
     )
     parser.add_argument("file", help="the job file; - reads it from stdin")
-    parser.add_argument("--concurrency", default="2", metavar="N", help="pictures at once (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        default=str(DEFAULT_CEILING),
+        metavar="N",
+        help=f"the most pictures at once (default {DEFAULT_CEILING}); below it, the batch finds how many "
+        "the server takes",
+    )
     parser.add_argument("--rate", metavar="N/min", help="at most N requests per minute in all")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed picture")
     parser.add_argument("--retries", metavar="N", help="retries per picture (default: as --timeout allows)")
@@ -226,11 +232,11 @@ def _report(console: Console, run: BatchRun) -> None:
     skipped = f" ({outcome.skipped} already done before)" if outcome.skipped else ""
     untried = len(outcome.failed) - len(real)
     stopped = f", {untried} not attempted (the batch stopped early; rerun it to resume)" if untried else ""
-    slowed = (
-        f"; the server was overloaded, the batch slowed down {run.slowdowns} time(s)" if run.slowdowns else ""
-    )
+    slowed = f"; capacity: {run.capacity}" if run.capacity and outcome.pictures else ""
+    if run.slowdowns:
+        slowed += f"; concurrency lowered {run.slowdowns} time(s)"
     if run.pauses:
-        slowed += f" and paused {run.pauses} time(s) as asked"
+        slowed += f"; paused {run.pauses} time(s) as the server asked"
     console.say(
         f"batch: {outcome.succeeded} of {outcome.total} job(s) done{skipped}, {len(real)} failed{stopped}; "
         f"{outcome.pictures} picture(s) saved in {outcome.seconds:.0f} s{slowed}; manifest {manifest}"
@@ -257,5 +263,6 @@ def _document(run: BatchRun, pictures: list[dict[str, Any]]) -> dict[str, Any]:
         "images": pictures,
         "failures": [{"job": label, **error.as_json()} for label, error in outcome.failed],
         "manifest": str(run.manifest),
+        "capacity": run.capacity,
         "seconds": round(outcome.seconds, 3),
     }

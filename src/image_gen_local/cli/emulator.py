@@ -53,9 +53,30 @@ def run_emulator(argv: Sequence[str], console: Console) -> int:
         help="faults drawn at random: transient (default), all, or a list of names",
     )
     parser.add_argument("--seed", type=int, help="random seed for repeatable faults")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        metavar="K",
+        help="work on at most K image requests at once; refuse the rest at once with 429 All accounts "
+        "exhausted (change it while running: POST /emulator/capacity)",
+    )
+    parser.add_argument(
+        "--capacity-503",
+        action="store_true",
+        help="refuse with 503 MODEL_CAPACITY_EXHAUSTED instead of 429",
+    )
+    parser.add_argument(
+        "--queue", action="store_true", help="beyond --capacity, queue requests instead of refusing them"
+    )
     parser.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request on stderr")
     args = parser.parse_args(argv)
+
+    if (args.queue or args.capacity_503) and args.capacity is None:
+        raise UsageError("--queue and --capacity-503 need --capacity K", "add --capacity 3, say")
+    if args.capacity is not None and args.capacity < 1:
+        raise UsageError(f"--capacity must be at least 1, not {args.capacity}", "leave it out for no limit")
+
     if args.list_faults:
         for line in listing():
             console.result(line)
@@ -70,6 +91,9 @@ def run_emulator(argv: Sequence[str], console: Console) -> int:
             fault_rate=args.fault_rate,
             fault_pool=args.fault_pool,
             seed=args.seed,
+            capacity=args.capacity,
+            queue=args.queue,
+            capacity_status=503 if args.capacity_503 else 429,
         )
         if args.models:
             config.models = tuple(m.strip() for m in args.models.split(",") if m.strip())

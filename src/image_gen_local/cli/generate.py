@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..request import ImageRequest
 
-COUNT_CONCURRENCY = 2  # pictures at once for -n, like a batch's default
 STDIN_SLACK = 4096  # characters of white space around a prompt from stdin, beyond the prompt limit
 # Words that are, or are about to be, commands: a one-word prompt close to one is a typo, not a wish.
 RESERVED = ("help", "history", "gallery", "show", "again", "mcp", "version", "config", "status")
@@ -148,7 +147,7 @@ def make(
     env: Mapping[str, str],
 ) -> int:
     """Prepare, then make the request's pictures (or show them with --dry-run); print what was saved."""
-    from ..batch import run_request
+    from ..batch import DEFAULT_CEILING, run_request
     from ..engine import Generator
     from ..request import prepare
     from ..servers import ServerCache
@@ -160,7 +159,8 @@ def make(
         warn=console.warn,
         info=console.info,
         cache=ServerCache(cache_dir(env)),
-        throttle=Throttle(min(COUNT_CONCURRENCY, request.count)),  # -n: the batch engine's default
+        # -n: as many at once as the server takes, up to a batch's default ceiling
+        throttle=Throttle(min(DEFAULT_CEILING, request.count), report=console.info),
     )
     if args.dry_run:
         calls = generator.dry_run(prepared)

@@ -8,6 +8,7 @@ and can drill every fault the client survives. It imports nothing of the client 
     server.py     the HTTP edge and the `Emulator` that runs the app in a thread
     rules.py      what the real server does with a request (pure); intake.py and replies.py its parts
     catalogue.py  the fault table: one row per fault; tricks.py what the faults send
+    capacity.py   how many image requests it works on at once: the rest refused, or queued
     faults.py     fault specs and the plan that hands faults out
     synthetic.py  the pictures, marked as synthetic all over; lettering.py text in any script on them
 """

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..upstream import EMULATOR_HEADER, EMULATOR_HEADER_VALUE, FLASH_IMAGE, PRO_IMAGE
+from .capacity import CAPACITY_PATH, Gate
+from .capacity import control as capacity_control
 from .faults import (
     IMAGES,
     MODELS,
@@ -74,6 +76,9 @@ class EmulatorConfig:
     fault_rate: float = 0.0  # then, the chance that an image request gets a random fault from the pool
     fault_pool: str = "transient"  # "transient", "all", or fault names
     seed: int | None = None  # for repeatable random faults
+    capacity: int | None = None  # image requests worked on at once; None: no limit
+    queue: bool = False  # beyond the capacity: wait for a place (True) or be refused at once
+    capacity_status: int = 429  # the refusal: 429 All accounts exhausted, or 503 MODEL_CAPACITY_EXHAUSTED
 
     def __post_init__(self) -> None:
         fmt = self.image_format.lower()
@@ -102,6 +107,8 @@ class RecordedRequest:
     scripted: bool = False  # answered from Emulator.script() or a fault
     fault: str | None = None  # the fault injected into this answer
     received: float = 0.0  # time.monotonic() when it arrived
+    admitted: float = 0.0  # and when the server started on it (later than `received` when queued)
+    placed: bool = False  # it holds one of the --capacity places until the edge has waited out its delay
     answered: float = 0.0  # and when its answer was sent
 
 
@@ -238,10 +245,19 @@ class App:
             parse_pool(self.config.fault_pool),
             self.config.seed,
         )
+        self.gate = Gate(self.config.capacity, self.config.queue, self.config.capacity_status)
         self._lock = threading.Lock()
 
     def answer(self, request: Request) -> Reply:
-        return self.exchange(request)[0]
+        reply, record = self.exchange(request)
+        self.done(record)
+        return reply
+
+    def done(self, record: RecordedRequest) -> None:
+        """The answer to `record` is complete (its delay waited out): its capacity place is free again."""
+        if record.placed:
+            record.placed = False
+            self.gate.leave()
 
     def exchange(self, request: Request) -> tuple[Reply, RecordedRequest]:
         """The reply, and the record of the request (the edge stamps `answered` on it once it is sent)."""
@@ -251,7 +267,12 @@ class App:
         )
         record.received = request.received or time.monotonic()
         try:
-            reply = request.unreadable or self._route(request, record, route, methods)
+            # Beyond its capacity the server refuses at once, or (queue) starts only when a place frees.
+            image = request.unreadable is None and request.method == "POST" and route in IMAGE_ROUTES
+            busy = self.gate.enter() if image else None
+            record.placed = image and busy is None
+            record.admitted = time.monotonic()
+            reply = request.unreadable or busy or self._route(request, record, route, methods)
         except Exception as exc:  # a bug in the emulator: say so instead of dropping the connection
             traceback.print_exc(file=sys.stderr)
             reply = plain(500, f"image-gen-local emulator internal error: {exc!r}")
@@ -264,6 +285,8 @@ class App:
         self, request: Request, record: RecordedRequest, route: str, methods: tuple[str, ...]
     ) -> Reply:
         content_type, raw = request.header("Content-Type"), request.body
+        if route == "control" and request.path.split("?", 1)[0] == CAPACITY_PATH:
+            return capacity_control(self.gate, request.method, content_type, raw)
         if route == "control":
             return control(self.plan, request.method, content_type, raw)
         helper = helper_reply(request.path)  # the faults' own endpoints: a redirect loop, a hanging download

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..upstream import ALL_EXHAUSTED, NO_IMAGES, NO_QUOTA, PROXY_DISABLED
+from ..upstream import ALL_EXHAUSTED_BODY, NO_IMAGES, NO_QUOTA, PROXY_DISABLED
 from . import tricks
 from .rules import NOT_FOUND_MESSAGE, Reply, empty, json_reply, plain
 from .tricks import CAPACITY_503, GOOGLE_429, SPA_PAGE, VALIDATION_403, Behaviour, png
@@ -65,7 +65,7 @@ CATALOGUE: dict[str, Fault] = {
             "429-exhausted",
             "429 All accounts exhausted",
             "retry",
-            lambda hit: plain(429, f"{ALL_EXHAUSTED}. Last error: 429 Too Many Requests: Quota exhausted"),
+            lambda hit: plain(429, ALL_EXHAUSTED_BODY),
             transient=True,
         ),
         _F(

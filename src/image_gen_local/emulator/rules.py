@@ -153,13 +153,13 @@ class TextJob:
     stream: bool
 
 
-CONTROL_PATH = "/emulator/faults"  # the emulator's own control endpoint, not a server route
+CONTROL_PATHS = ("/emulator/faults", "/emulator/capacity")  # the emulator's own, not a server's routes
 
 
 def route_for(path: str) -> tuple[str, tuple[str, ...]]:
     """Route name and allowed methods for a request path (query string ignored)."""
     bare = path.split("?", 1)[0]
-    if bare == CONTROL_PATH:
+    if bare in CONTROL_PATHS:
         return "control", ("GET", "POST")
     for route_path, name, methods in ROUTES:
         if bare == route_path:

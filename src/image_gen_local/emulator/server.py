@@ -144,8 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             request.unreadable = plain(500, f"image-gen-local emulator internal error: {exc!r}")
         reply, record = app.exchange(request)
-        if reply.delay > 0:  # the answer comes `delay` after the request arrived, rendering included
-            time.sleep(max(0.0, reply.delay - (time.monotonic() - started)))
+        try:
+            if reply.delay > 0:  # the answer comes `delay` after the work started, rendering included
+                time.sleep(max(0.0, reply.delay - (time.monotonic() - (record.admitted or started))))
+        finally:
+            app.done(record)  # the work is done: its place is free before the client can ask again
         record.answered = time.monotonic()
         try:
             self._send(reply)
@@ -259,6 +262,7 @@ class Emulator:
         self.app = App(self.config)
         self.requests: list[RecordedRequest] = self.app.requests
         self.faults: FaultPlan = self.app.plan
+        self.gate = self.app.gate
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -281,6 +285,7 @@ class Emulator:
         if server is None:
             return
         server.shutdown()
+        self.app.gate.close()
         server.close_connections()
         server.server_close()
         if self._thread is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..upstream import CAPACITY_EXHAUSTED, VALIDATION_REQUIRED
+from ..upstream import CAPACITY_EXHAUSTED_BODY, VALIDATION_REQUIRED
 from .intake import Request
 from .replies import Reply, chat_completion, json_reply
 from .rules import FORMATS
@@ -31,11 +31,7 @@ GOOGLE_429 = (
     '"status": "RESOURCE_EXHAUSTED", "details": [{{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
     '"retryDelay": "{delay}s"}}]}}}}'
 )
-CAPACITY_503 = (
-    "Max retries exhausted. Last error: Upstream error 503 Service Unavailable: "
-    '{"error": {"code": 503, "message": "No capacity available for model on the server", '
-    '"status": "UNAVAILABLE", "details": [{"reason": "' + CAPACITY_EXHAUSTED + '"}]}}'
-)
+CAPACITY_503 = CAPACITY_EXHAUSTED_BODY
 VALIDATION_403 = (
     'Upstream error 403 Forbidden: {"error": {"code": 403, "message": "'
     + VALIDATION_REQUIRED

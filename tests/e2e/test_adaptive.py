@@ -1,0 +1,127 @@
+"""The batch finds the server's capacity by itself: real commands against the emulator at a set capacity.
+
+Behaviour only (what the server saw, what the commands said), never timing: the benchmarks in
+bench/capacity.py measure how close to ideal it gets.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from helpers import cli, start_script, wait_until
+from image_gen_local.emulator import Emulator
+
+
+def jobs(tmp_path: Path, count: int, name: str = "jobs.txt") -> Path:
+    path = tmp_path / name
+    path.write_text("".join(f"picture {i} of the set\n" for i in range(count)))
+    return path
+
+
+def batch(emu: Emulator, tmp_path: Path, count: int, *flags: str):
+    out = str(tmp_path / "out")
+    return cli("batch", str(jobs(tmp_path, count)), "--base-url", emu.root_url, "--output-dir", out, *flags)
+
+
+def image_posts(emu: Emulator) -> list:
+    return [r for r in emu.requests if r.route == "generations"]
+
+
+def refused(emu: Emulator) -> int:
+    return sum(1 for r in image_posts(emu) if r.status in (429, 503))
+
+
+def found(stderr: str) -> int:
+    """The capacity the batch summary says it settled on."""
+    match = re.search(r"the server takes (\d+) at once", stderr)
+    assert match, stderr
+    return int(match.group(1))
+
+
+def test_a_batch_converges_on_what_a_refusing_server_takes(make_emulator, tmp_path):
+    emu = make_emulator(capacity=3, latency=0.3)
+    run = batch(emu, tmp_path, 15, "-v")
+    assert run.code == 0 and len(run.paths) == 15, run.stderr
+    assert found(run.stderr) == 3
+    assert refused(emu) <= 3  # found by one or two refusals, not by hammering
+    assert "concurrency 4 -> 3: the server refused a request while 3 of ours were in flight" in run.stderr
+
+
+def test_a_503_capacity_answer_is_read_the_same_way(make_emulator, tmp_path):
+    emu = make_emulator(capacity=2, capacity_status=503, latency=0.3)
+    run = batch(emu, tmp_path, 10)
+    assert run.code == 0 and len(run.paths) == 10 and found(run.stderr) == 2
+    assert refused(emu) <= 3
+
+
+def test_a_refusal_among_others_is_retried_at_once_not_after_a_backoff(make_emulator, tmp_path):
+    emu = make_emulator(capacity=1, latency=0.3)
+    run = batch(emu, tmp_path, 4)
+    assert run.code == 0 and found(run.stderr) == 1
+    posts = sorted(image_posts(emu), key=lambda r: r.received)
+    [refusal] = [r for r in posts if r.status == 429]
+    retry = next(r for r in posts if r.received > refusal.answered)
+    # the refused picture went again as soon as the picture in flight was answered, not seconds later
+    answered_before = [r.answered for r in posts if r.status == 200 and r.answered <= retry.received + 0.05]
+    assert answered_before and retry.received - max(answered_before) < 0.5 < 1.0  # no 1 s first backoff
+
+
+def test_the_batch_backs_off_when_the_capacity_drops_and_follows_it_back_up(make_emulator, tmp_path):
+    emu = make_emulator(capacity=4, latency=0.3)
+
+    def drop_then_restore() -> None:
+        wait_until(lambda: sum(1 for r in image_posts(emu) if r.status == 200) >= 8)
+        emu.gate.configure(capacity=1)
+        wait_until(lambda: sum(1 for r in image_posts(emu) if r.status == 200) >= 16)
+        emu.gate.configure(capacity=4)
+
+    changer = threading.Thread(target=drop_then_restore, daemon=True)
+    changer.start()
+    run = batch(emu, tmp_path, 40, "-v")
+    changer.join(timeout=30)
+    assert run.code == 0 and len(run.paths) == 40, run.stderr
+    assert "-> 1: the server refused a request while 1 of ours were in flight" in run.stderr
+    assert re.search(r"concurrency [1-3] -> [2-4]: \d (accepted at once|at once answered fine)", run.stderr)
+    assert refused(emu) <= 15  # each refusal taught something: no storm of retries
+
+
+def test_it_never_exceeds_the_ceiling(make_emulator, tmp_path):
+    emu = make_emulator(capacity=6, latency=0.3)
+    run = batch(emu, tmp_path, 12, "--concurrency", "2")
+    assert run.code == 0 and emu.gate.describe()["peak"] == 2 and refused(emu) == 0
+    assert "up to 2 at once answered fine (the ceiling, --concurrency)" in run.stderr
+
+
+def test_a_queueing_server_is_not_piled_up_beyond_its_knee(make_emulator, tmp_path):
+    emu = make_emulator(capacity=2, queue=True, latency=0.3)
+    run = batch(emu, tmp_path, 24, "-v")
+    assert run.code == 0 and len(run.paths) == 24 and refused(emu) == 0
+    assert "it queues beyond ~2" in run.stderr
+    assert found(run.stderr) <= 3  # settled at the knee, far below the ceiling of 8
+    assert emu.gate.describe()["waiting"] == 0
+
+
+def test_count_backs_off_on_a_busy_server_too(make_emulator, tmp_path):
+    emu = make_emulator(capacity=2, latency=0.3)
+    run = cli("a fox", "-n", "6", "--base-url", emu.root_url, "--output-dir", str(tmp_path / "out"))
+    assert run.code == 0 and len(run.paths) == 6, run.stderr
+    assert refused(emu) <= 3 and emu.gate.describe()["peak"] == 2
+
+
+def test_two_processes_share_a_server_without_collapsing_to_one_at_a_time(make_emulator, tmp_path):
+    emu = make_emulator(capacity=4, latency=0.3)
+    env = {"IMAGE_GEN_BASE_URL": emu.root_url}
+    files = [str(jobs(tmp_path, 12, f"jobs-{i}.txt")) for i in range(2)]
+    procs = [
+        start_script("batch", name, "--output-dir", str(tmp_path / f"out-{i}"), env=env)
+        for i, name in enumerate(files)
+    ]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    served = [r for r in image_posts(emu) if r.status == 200]
+    assert len(served) == 24
+    busiest = max(sum(1 for o in served if o.admitted <= r.admitted < o.answered) for r in served)
+    assert busiest >= 3  # together they kept the server busy, neither fell back to one at a time
+    assert refused(emu) <= 12

@@ -19,7 +19,9 @@ gives (README, "How many at once", says what was borrowed from whom and why):
   checked: if answers stay as slow with fewer in flight, it was the server's own pace, not a queue, and
   the step is undone.
 - **Probing** (TCP's congestion avoidance): once the server pushed back, one more after PROBE_AFTER rounds
-  of healthy answers at full use; a refused probe doubles the wait (up to MAX_PROBE_AFTER rounds). A probe
+  of healthy answers at full use (a knee from latency is an estimate), or EXACT_PROBE_AFTER rounds when a
+  refusal counted the capacity exactly (a probe there costs a refused request and finds more only once the
+  server's capacity grew); a refused probe doubles the wait (up to MAX_PROBE_AFTER rounds). A probe
   the server takes means the capacity grew: on a server that refuses at once, each accepted request makes
   room for one more; on one that queues, a round of healthy answers resumes slow start. Below the most the
   server ever took, probes go every round (a lost capacity often comes back), RECOVERY_TRIES times.
@@ -43,7 +45,8 @@ KNEE = 1.3  # answers this much slower than the fastest of their kind mean a que
 MIN_QUEUE_DELAY = 0.1  # ... and at least this many seconds slower: a queue of pictures adds more
 UNDO_UNLESS = 0.85  # after a knee step, answers must get this much faster, or it was no queue
 PROBE_AFTER = 3  # rounds of healthy answers at full use before one more is tried
-MAX_PROBE_AFTER = 4
+EXACT_PROBE_AFTER = 8  # ... after a refusal counted the capacity exactly
+MAX_PROBE_AFTER = 16
 RECOVERY_TRIES = 4  # refused probes in a row below the most ever taken before that is forgotten
 ROUND_MIN, ROUND_MAX = 3, 8  # answers judged together for the knee
 
@@ -132,7 +135,8 @@ def _crowded(limit: Limit, answer: Answer, now: float) -> Limit:
     if now - answer.seconds < limit.since and edge >= limit.value:
         return limit  # sent before the last step down, and says nothing new
     why = f"the server refused a request while {edge} of ours were in flight"
-    return replace(_settle(limit, min(limit.value, edge), why, now), refuses=True)
+    settled = _settle(limit, min(limit.value, edge), why, now)
+    return replace(settled, refuses=True, probe_after=max(settled.probe_after, EXACT_PROBE_AFTER))
 
 
 def _overloaded(limit: Limit, answer: Answer, now: float) -> Limit:

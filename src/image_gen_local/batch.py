@@ -162,7 +162,8 @@ class _Run:
         assert job.prepared is not None
         deadline = self.options.deadline or time.monotonic() + self.generator.settings.timeout
         try:
-            saved = self.generator.picture(job.prepared, index, deadline, self.status, self.ends_run)
+            name = job.spec.label() if job.spec is not None else ""
+            saved = self.generator.picture(job.prepared, index, deadline, self.status, self.ends_run, name)
         except Cancelled:
             return  # the run stopped while this picture waited for its turn: it counts as not attempted
         except Exception as exc:  # ImageGenError, or a bug: one job's failure

@@ -144,6 +144,7 @@ class Generator:
         deadline: float,
         status: Callable[[str], None] = _quiet,
         ends_run: Callable[[ExitCode], bool] = _never,
+        name: str = "",
     ) -> SavedImage:
         """One picture: ask, retry inside the deadline, switch route or model when told, verify, save.
 
@@ -159,7 +160,7 @@ class Generator:
         warnings: list[str] = [self._model_note] if self._model_note else []
         starts: list[float] = []  # attempt start times: the per-minute cap holds whatever the server says
         last: Failure | None = None
-        label = f"picture {index + 1} of {prepared.request.count}"
+        label = f"{name + ', ' if name else ''}picture {index + 1} of {prepared.request.count}"
         while True:
             slot = self.throttle.acquire(deadline, prepared.plan.tier)
             if slot is None:

@@ -47,6 +47,8 @@ def test_a_batch_converges_on_what_a_refusing_server_takes(make_emulator, tmp_pa
     assert found(run.stderr) == 3
     assert refused(emu) <= 3  # found by one or two refusals, not by hammering
     assert "concurrency 4 -> 3: the server refused a request while 3 of ours were in flight" in run.stderr
+    # the refused picture is named by its job's line, not as "picture 1 of 1" of an unnamed prompt
+    assert re.search(r"line \d+ \('picture \d+ of the set'\), picture 1 of 1: refused", run.stderr)
 
 
 def test_a_503_capacity_answer_is_read_the_same_way(make_emulator, tmp_path):

@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from .provenance import public_url
 from .request import Prepared, SavedImage
 from .retry import (
     Action,
+    Decision,
     RetryPolicy,
     attempt_timeout,
     backoff,
@@ -52,6 +54,28 @@ def _quiet(_message: str) -> None:
 
 def _never(_code: ExitCode) -> bool:
     return False
+
+
+@dataclass
+class _Tries:
+    """One picture's attempts so far: what the next decision and the final error need."""
+
+    kind: str  # the server's kind, as last learned
+    routes: list[str]
+    label: str  # how progress lines name this picture
+    started: float
+    route_index: int = 0
+    attempts: int = 0
+    no_image: int = 0  # answers without a usable picture
+    repeats: int = 0  # the same failure in a row
+    crowded: int = 0  # refusals for too many in flight: they do not count towards the backoff
+    starts: list[float] = field(default_factory=list)  # attempt start times, for the per-minute cap
+    last: Failure | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def route(self) -> str:
+        return self.routes[self.route_index]
 
 
 class Generator:
@@ -152,111 +176,154 @@ class Generator:
         server gets its next request while this one is saved); on a failure only once the failure is
         judged, so a failure that `ends_run` cancels the throttle before any other request can start.
         """
-        started = time.monotonic()
         kind = self.server.kind(deadline)
         self.check_model()
-        routes = self.routes(kind, self.model, bool(prepared.inputs))
-        route_index = attempts = no_image = repeats = crowded_attempts = 0
-        warnings: list[str] = [self._model_note] if self._model_note else []
-        starts: list[float] = []  # attempt start times: the per-minute cap holds whatever the server says
-        last: Failure | None = None
         label = f"{name + ', ' if name else ''}picture {index + 1} of {prepared.request.count}"
+        tries = _Tries(kind, self.routes(kind, self.model, bool(prepared.inputs)), label, time.monotonic())
+        if self._model_note:
+            tries.warnings.append(self._model_note)
         while True:
             slot = self.throttle.acquire(deadline, prepared.plan.tier)
             if slot is None:
-                raise _deadline_error(self.settings.timeout, last)
+                raise _deadline_error(self.settings.timeout, tries.last)
             model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
-            if self.server.kind(deadline) != kind:  # learned again: ask this kind the way it understands
-                kind = self.server.kind(deadline)
-                routes, route_index = self.routes(kind, model, bool(prepared.inputs)), 0
-            route = routes[route_index]
+            self._relearn(tries, model, prepared, deadline)
             held, verdict, too_many, event = True, Verdict.OTHER, False, 0.0
             try:
                 call = protocol.build_call(
-                    route, kind, prepared.prompt, model, prepared.plan, prepared.inputs
+                    tries.route, tries.kind, prepared.prompt, model, prepared.plan, prepared.inputs
                 )
-                left = deadline - time.monotonic()
-                if left <= 0:  # never hand the socket a negative timeout
-                    raise _deadline_error(self.settings.timeout, last)
-                attempts += 1
-                starts.append(time.monotonic())
-                status(f"{label}: attempt {attempts} via {call.path}")
-                self.info(f"attempt {attempts}: POST {call.path} model={model}; {call.note()}")
-                tier = prepared.plan.tier
-                outcome, waited = self._attempt(
-                    call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier), deadline
-                )
+                outcome, waited = self._send(call, tries, prepared, deadline, status, model)
                 if not isinstance(outcome, Failure):
                     self.throttle.release(slot, Verdict.HEALTHY, seconds=waited)
                     held = False
-                    synthetic = self._synthetic(outcome, warnings)
-                    saved = self.delivery.deliver(
-                        prepared, index, outcome, call, started, attempts - 1, warnings, synthetic
-                    )
-                    if any("ignored aspect ratio" in w for w in saved.warnings) and kind != UNKNOWN:
-                        self.server.recheck(deadline, f"a {kind} server ignored the ratio asked for")
-                    return saved
-                repeats = repeats + 1 if same_failure(last, outcome) else 1
-                failure = last = outcome
-                no_image += counts_as_no_image(failure)
+                    return self._deliver(outcome, call, tries, prepared, index, deadline)
+                failure = outcome
                 # Refused for too many in flight: fewer at once (the throttle), and this picture waits
                 # only for a free slot; it does not count towards the backoff of real failures.
                 too_many = crowded(failure, self.throttle.load(slot))
-                crowded_attempts += too_many
-                wait = rate_cap_wait(starts, time.monotonic())
-                if not too_many:
-                    pause = backoff(self.policy, failure, attempts - crowded_attempts, self.rng)
-                    busy = self.throttle.busy_wait() if overloaded(failure) else None
-                    if busy is not None and failure.retry_after is None:  # others hold every place
-                        pause = min(pause, busy)
-                    wait = max(wait, pause)
-                decision = decide(
-                    failure,
-                    attempts=attempts,
-                    no_image=no_image,
-                    wait=wait,
-                    time_left=deadline - time.monotonic(),
-                    routes_left=len(routes) - route_index - 1,
-                    policy=self.policy,
-                    repeats=repeats,
-                )
+                decision = self._judge(failure, tries, too_many, deadline)
                 verdict = Verdict.OVERLOADED if decision.slow_down else Verdict.OTHER
                 event = decision.wait
-                missing = failure.kind is Kind.ROUTE and failure.status == 404 and kind != UNKNOWN
-                if missing and self.server.recheck(deadline, f"{call.path} is missing on a {kind} server"):
-                    continue  # another kind now listens there: the loop asks it its own way
-                if decision.action is Action.SWITCH_ROUTE:
-                    route_index += 1
-                    if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
-                        self.server.learn(CLIPROXYAPI)
-                        kind = CLIPROXYAPI
-                    self.warn(
-                        f"{call.path} is not available here ({failure.detail}); using /chat/completions"
-                    )
+                if self._follow(decision, failure, call, model, tries, deadline, ends_run):
                     continue
-                if decision.action is Action.OTHER_MODEL and self._fall_back(model, failure, warnings):
-                    continue
-                if decision.action is not Action.RETRY:
-                    if ends_run(failure.exit_code):
-                        self.throttle.cancel()
-                    raise _stop_error(
-                        failure, decision.gave_up, attempts, time.monotonic() - started, decision.note
-                    )
             finally:
                 if held:
                     self.throttle.release(slot, verdict, crowded=too_many, wait=event)
-            self.info(f"attempt {attempts} failed: {failure.detail}")
-            if too_many:
-                self.info(f"{label}: refused with others in flight; retrying with fewer at once")
-            else:
-                self.warn(f"{failure.detail}; retrying in {decision.wait:.1f} s")
-            status(f"{label}: waiting {decision.wait:.0f} s to retry")
-            # A long wait the server states holds back every new request; a short one (Google's usual
-            # "retry in 1.2 s") only this picture.
-            if decision.pause_all:
-                self.throttle.pause(decision.wait)
-            elif decision.wait > 0:  # a pause for all is enforced by the throttle
-                self.throttle.sleep(decision.wait)
+            self._wait(decision, failure, too_many, tries, status)
+
+    def _relearn(self, tries: _Tries, model: str, prepared: Prepared, deadline: float) -> None:
+        """The server's kind was learned again meanwhile: ask this kind the way it understands."""
+        if self.server.kind(deadline) != tries.kind:
+            tries.kind = self.server.kind(deadline)
+            tries.routes, tries.route_index = self.routes(tries.kind, model, bool(prepared.inputs)), 0
+
+    def _send(
+        self,
+        call: Call,
+        tries: _Tries,
+        prepared: Prepared,
+        deadline: float,
+        status: Callable[[str], None],
+        model: str,
+    ) -> tuple[Picture | Failure, float]:
+        """One attempt within what is left of the deadline (a share of it, so a hung one is retried)."""
+        left = deadline - time.monotonic()
+        if left <= 0:  # never hand the socket a negative timeout
+            raise _deadline_error(self.settings.timeout, tries.last)
+        tries.attempts += 1
+        tries.starts.append(time.monotonic())
+        status(f"{tries.label}: attempt {tries.attempts} via {call.path}")
+        self.info(f"attempt {tries.attempts}: POST {call.path} model={model}; {call.note()}")
+        tier = prepared.plan.tier
+        return self._attempt(call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier), deadline)
+
+    def _deliver(
+        self, picture: Picture, call: Call, tries: _Tries, prepared: Prepared, index: int, deadline: float
+    ) -> SavedImage:
+        synthetic = self._synthetic(picture, tries.warnings)
+        saved = self.delivery.deliver(
+            prepared, index, picture, call, tries.started, tries.attempts - 1, tries.warnings, synthetic
+        )
+        if any("ignored aspect ratio" in w for w in saved.warnings) and tries.kind != UNKNOWN:
+            self.server.recheck(deadline, f"a {tries.kind} server ignored the ratio asked for")
+        return saved
+
+    def _judge(self, failure: Failure, tries: _Tries, too_many: bool, deadline: float) -> Decision:
+        """What to do after `failure`: the retry table's decision, with the waits this run imposes."""
+        tries.repeats = tries.repeats + 1 if same_failure(tries.last, failure) else 1
+        tries.last = failure
+        tries.no_image += counts_as_no_image(failure)
+        tries.crowded += too_many
+        wait = rate_cap_wait(tries.starts, time.monotonic())
+        if not too_many:
+            pause = backoff(self.policy, failure, tries.attempts - tries.crowded, self.rng)
+            busy = self.throttle.busy_wait() if overloaded(failure) else None
+            if busy is not None and failure.retry_after is None:  # others hold every place
+                pause = min(pause, busy)
+            wait = max(wait, pause)
+        return decide(
+            failure,
+            attempts=tries.attempts,
+            no_image=tries.no_image,
+            wait=wait,
+            time_left=deadline - time.monotonic(),
+            routes_left=len(tries.routes) - tries.route_index - 1,
+            policy=self.policy,
+            repeats=tries.repeats,
+        )
+
+    def _follow(
+        self,
+        decision: Decision,
+        failure: Failure,
+        call: Call,
+        model: str,
+        tries: _Tries,
+        deadline: float,
+        ends_run: Callable[[ExitCode], bool],
+    ) -> bool:
+        """Act on a decision other than waiting: True to ask again at once (another kind of server,
+        route or model); raises the stop error; False to wait and retry."""
+        missing = failure.kind is Kind.ROUTE and failure.status == 404 and tries.kind != UNKNOWN
+        if missing and self.server.recheck(deadline, f"{call.path} is missing on a {tries.kind} server"):
+            return True  # another kind now listens there: the loop asks it its own way
+        if decision.action is Action.SWITCH_ROUTE:
+            tries.route_index += 1
+            if failure.status == 400:  # CLIProxyAPI: its images API does not serve Gemini models
+                self.server.learn(CLIPROXYAPI)
+                tries.kind = CLIPROXYAPI
+            self.warn(f"{call.path} is not available here ({failure.detail}); using /chat/completions")
+            return True
+        if decision.action is Action.OTHER_MODEL and self._fall_back(model, failure, tries.warnings):
+            return True
+        if decision.action is not Action.RETRY:
+            if ends_run(failure.exit_code):
+                self.throttle.cancel()
+            spent = time.monotonic() - tries.started
+            raise _stop_error(failure, decision.gave_up, tries.attempts, spent, decision.note)
+        return False
+
+    def _wait(
+        self,
+        decision: Decision,
+        failure: Failure,
+        too_many: bool,
+        tries: _Tries,
+        status: Callable[[str], None],
+    ) -> None:
+        """Say why, then wait before the retry. A long wait the server states holds back every new
+        request; a short one (Google's usual "retry in 1.2 s") only this picture."""
+        self.info(f"attempt {tries.attempts} failed: {failure.detail}")
+        if too_many:
+            self.info(f"{tries.label}: refused with others in flight; retrying with fewer at once")
+        else:
+            self.warn(f"{failure.detail}; retrying in {decision.wait:.1f} s")
+        status(f"{tries.label}: waiting {decision.wait:.0f} s to retry")
+        if decision.pause_all:
+            self.throttle.pause(decision.wait)
+        elif decision.wait > 0:  # a pause for all is enforced by the throttle
+            self.throttle.sleep(decision.wait)
 
     def _fall_back(self, model: str, failure: Failure, warnings: list[str]) -> bool:
         """Switch to the other tier once for the whole run; False when that was already tried."""

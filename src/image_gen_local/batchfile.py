@@ -19,7 +19,7 @@ from .config import Settings
 from .engine import Generator
 from .errors import ImageGenError, UsageError
 from .history import newest_in
-from .jobs import JobSpec, check_jobs, read_jobs, to_request
+from .jobs import JobError, JobSpec, check_jobs, read_jobs, to_request
 from .manifest import Manifest
 from .request import SavedImage, prepare
 from .retry import RetryPolicy
@@ -68,16 +68,7 @@ def run_batch(
     options = options or BatchOptions()
     base = base or Path.cwd()
     defaults = defaults or {}
-    jobs, pictures, problems = check_jobs(lines(), defaults, base)
-    if problems:
-        shown = problems if len(problems) <= LISTED_BAD_LINES + 1 else problems[:LISTED_BAD_LINES]
-        more = f" (and {len(problems) - len(shown)} more)" if len(shown) < len(problems) else ""
-        raise UsageError(
-            f"{len(problems)} bad line(s) in {name}: {'; '.join(shown)}{more}",
-            "fix them and run again; nothing was sent",
-        )
-    if jobs == 0:
-        raise UsageError(f"{name} holds no jobs", "write one prompt, or one JSON job, per line")
+    jobs, pictures = _check(lines(), defaults, base, name)
     output_dir = files.prepare_dir(settings.output_dir)
     manifest = Manifest(options.manifest or output_dir / f"{Path(name).stem or 'batch'}.manifest.jsonl")
     _refuse_job_file(manifest.path, source)
@@ -85,23 +76,8 @@ def run_batch(
     if note:
         notice(note)
     try:
-        done = manifest.done()
         newest = newest_in(settings.history_file)  # `@last` in a job: the newest picture when the batch began
-
-        def feed() -> Iterator[Job]:
-            for spec in read_jobs(lines(), defaults):
-                assert isinstance(spec, JobSpec)  # every line was checked above
-                already = done.get(spec.key, [])
-                if len(already) >= spec.count:
-                    yield Job(spec=spec, done=already)
-                    continue
-                try:
-                    prepared = prepare(to_request(spec, base), settings, check_output=False, newest=newest)
-                except ImageGenError as exc:
-                    yield Job(spec=spec, error=exc, done=already)
-                    continue
-                yield Job(spec=spec, prepared=prepared, done=already)
-
+        feed = _feed(read_jobs(lines(), defaults), manifest.done(), base, settings, newest)
         throttle = Throttle(options.concurrency, options.per_minute, report=info)
         policy = RetryPolicy(max_retries=options.max_retries)
         generator = Generator(
@@ -111,13 +87,7 @@ def run_batch(
             on_start(jobs, pictures)
         try:
             outcome = run_jobs(
-                generator,
-                feed(),
-                options,
-                on_saved=on_saved,
-                on_job=on_job,
-                manifest=manifest,
-                keep_jobs=False,
+                generator, feed, options, on_saved=on_saved, on_job=on_job, manifest=manifest, keep_jobs=False
             )
         finally:
             generator.close()
@@ -126,6 +96,43 @@ def run_batch(
     return BatchRun(
         outcome, manifest.path, jobs, pictures, throttle.pauses, throttle.decreases, throttle.found()
     )
+
+
+def _check(lines: Iterable[str], defaults: dict[str, Any], base: Path, name: str) -> tuple[int, int]:
+    """Every line checked before any request: (jobs, pictures), or one UsageError listing the bad lines."""
+    jobs, pictures, problems = check_jobs(lines, defaults, base)
+    if problems:
+        shown = problems if len(problems) <= LISTED_BAD_LINES + 1 else problems[:LISTED_BAD_LINES]
+        more = f" (and {len(problems) - len(shown)} more)" if len(shown) < len(problems) else ""
+        raise UsageError(
+            f"{len(problems)} bad line(s) in {name}: {'; '.join(shown)}{more}",
+            "fix them and run again; nothing was sent",
+        )
+    if jobs == 0:
+        raise UsageError(f"{name} holds no jobs", "write one prompt, or one JSON job, per line")
+    return jobs, pictures
+
+
+def _feed(
+    specs: Iterable[JobSpec | JobError],
+    done: dict[str, list[str]],
+    base: Path,
+    settings: Settings,
+    newest: int | None,
+) -> Iterator[Job]:
+    """The jobs, streamed: what the manifest has is done; a job whose inputs fail now fails alone."""
+    for spec in specs:
+        assert isinstance(spec, JobSpec)  # every line was checked before
+        already = done.get(spec.key, [])
+        if len(already) >= spec.count:
+            yield Job(spec=spec, done=already)
+            continue
+        try:
+            prepared = prepare(to_request(spec, base), settings, check_output=False, newest=newest)
+        except ImageGenError as exc:
+            yield Job(spec=spec, error=exc, done=already)
+            continue
+        yield Job(spec=spec, prepared=prepared, done=already)
 
 
 def _refuse_job_file(manifest: Path, source: Path | None) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import tempfile
@@ -141,51 +142,8 @@ def run_batch_command(
     console.verbose = args.verbose
     settings = settings_from(args, env)
     console.hide(settings.api_key)
-    try:
-        per_minute = parse_rate(args.rate) if args.rate else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    options = BatchOptions(
-        concurrency=whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 1,
-        per_minute=per_minute,
-        fail_fast=args.fail_fast,
-        max_retries=whole(args.retries, "--retries", 0, MAX_RETRIES),
-        manifest=Path(args.manifest).expanduser() if args.manifest else None,
-    )
-    defaults: dict[str, Any] = {
-        "image": args.image or None,
-        "size": args.size,
-        "resolution": args.resolution,
-        "aspect_ratio": args.aspect_ratio,
-        "count": whole(args.count, "--count", 1, MAX_COUNT),
-    }
-    progress: list[BatchProgress] = []
-    pictures: list[dict[str, Any]] = []  # for --json: every picture of the batch's jobs, new or not
-
-    def on_start(_jobs: int, pictures: int) -> None:
-        tty = console.stderr.isatty()
-        progress.append(BatchProgress(pictures, console.say, console.stderr, tty=tty, out=console.stdout))
-        console.write_err, console.write_out = progress[0].writer, progress[0].out_writer
-
-    def on_saved(saved: SavedImage) -> None:
-        progress[0].picture(True)
-        if args.json:
-            pictures.append({**saved.as_json(), "new": True})
-        else:
-            console.result(marker(saved.path))
-
-    def on_job(job: Job) -> None:
-        """A finished job: its pictures from earlier runs are results too (a rerun lists every path)."""
-        if job.done:
-            progress[0].picture(True, len(job.done))
-        for path in job.done:
-            if args.json:
-                pictures.append({"path": path, "new": False})
-            else:
-                console.result(marker(Path(path)))
-        if not job.ok and not job.cancelled:
-            progress[0].picture(False, job.count - len(job.done) - len(job.saved))
-
+    options, defaults = _options(args), _defaults(args)
+    lines = _Lines(console, args.json)
     with _job_file(args.file, stdin) as (path, base):
         try:
             run = run_batch(
@@ -198,23 +156,88 @@ def run_batch_command(
                 cache=ServerCache(cache_dir(env)),
                 warn=console.warn if console.verbose else (lambda _line: None),
                 info=console.info,
-                on_saved=on_saved,
-                on_job=on_job,
-                on_start=on_start,
+                on_saved=lines.saved,
+                on_job=lines.job,
+                on_start=lines.start,
                 notice=console.warn,
                 source=None if args.file == "-" else path,
             )
         except (KeyboardInterrupt, Terminated) as exc:
-            _interrupted(console, progress[0] if progress else None)
+            _interrupted(console, lines.progress)
             return 143 if isinstance(exc, Terminated) else 130
         finally:
-            if progress:
-                progress[0].close()
-            console.write_err = console.write_out = None
+            lines.close()
     _report(console, run)
     if args.json:
-        console.result(json.dumps(_document(run, pictures), indent=2, ensure_ascii=False))
+        console.result(json.dumps(_document(run, lines.pictures), indent=2, ensure_ascii=False))
     return int(run.outcome.exit_code)
+
+
+def _options(args: argparse.Namespace) -> BatchOptions:
+    try:
+        per_minute = parse_rate(args.rate) if args.rate else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return BatchOptions(
+        concurrency=whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 1,
+        per_minute=per_minute,
+        fail_fast=args.fail_fast,
+        max_retries=whole(args.retries, "--retries", 0, MAX_RETRIES),
+        manifest=Path(args.manifest).expanduser() if args.manifest else None,
+    )
+
+
+def _defaults(args: argparse.Namespace) -> dict[str, Any]:
+    """The picture options given on the command line: every job's, unless its line says otherwise."""
+    return {
+        "image": args.image or None,
+        "size": args.size,
+        "resolution": args.resolution,
+        "aspect_ratio": args.aspect_ratio,
+        "count": whole(args.count, "--count", 1, MAX_COUNT),
+    }
+
+
+class _Lines:
+    """What the batch says while it runs: a marker per picture (or, with --json, the document's
+    entries), and the progress bar on stderr from the moment the jobs are counted."""
+
+    def __init__(self, console: Console, as_json: bool) -> None:
+        self.console, self.as_json = console, as_json
+        self.progress: BatchProgress | None = None
+        self.pictures: list[dict[str, Any]] = []  # for --json: every picture of the jobs, new or not
+
+    def start(self, _jobs: int, pictures: int) -> None:
+        console = self.console
+        tty = console.stderr.isatty()
+        self.progress = BatchProgress(pictures, console.say, console.stderr, tty=tty, out=console.stdout)
+        console.write_err, console.write_out = self.progress.writer, self.progress.out_writer
+
+    def saved(self, saved: SavedImage) -> None:
+        assert self.progress is not None
+        self.progress.picture(True)
+        if self.as_json:
+            self.pictures.append({**saved.as_json(), "new": True})
+        else:
+            self.console.result(marker(saved.path))
+
+    def job(self, job: Job) -> None:
+        """A finished job: its pictures from earlier runs are results too (a rerun lists every path)."""
+        assert self.progress is not None
+        if job.done:
+            self.progress.picture(True, len(job.done))
+        for path in job.done:
+            if self.as_json:
+                self.pictures.append({"path": path, "new": False})
+            else:
+                self.console.result(marker(Path(path)))
+        if not job.ok and not job.cancelled:
+            self.progress.picture(False, job.count - len(job.done) - len(job.saved))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        self.console.write_err = self.console.write_out = None
 
 
 def _interrupted(console: Console, progress: BatchProgress | None) -> None:

@@ -58,22 +58,7 @@ class Delivery:
         warnings: list[str],
         synthetic: bool,
     ) -> SavedImage:
-        from . import images
-
-        plan = prepared.plan
-        notes = [picture.note] if picture.note else []
-        for note in notes + protocol.geometry_warnings(plan, call.asked, picture.size):
-            self._note(note, warnings)
-        box, resize = geometry.fit(picture.size, plan)
-        final = images.transform(picture, box, resize)
-        suffix = prepared.output.suffix.lower() if prepared.output is not None else None
-        wanted = images.FORMAT_BY_EXT.get(suffix or "")
-        if wanted:
-            final = images.convert(final, wanted)
-        elif prepared.output is not None and suffix != f".{final.ext}":
-            self._note(f"{prepared.output.name} holds a {final.format} picture (.{final.ext})", warnings)
-        elif prepared.output is None:
-            final = images.labelable(final)
+        final, box, resize = self._fitted(prepared, picture, call, warnings)
         model = str((call.json or call.form or {}).get("model", self.settings.model))
         seconds = time.monotonic() - started
         made = provenance.Made(
@@ -108,6 +93,28 @@ class Delivery:
         if self.record is not None:
             saved.id = self.record(path, _with_input_paths(recipe, prepared))
         return saved
+
+    def _fitted(
+        self, prepared: Prepared, picture: Picture, call: Call, warnings: list[str]
+    ) -> tuple[Picture, tuple[int, int, int, int] | None, tuple[int, int] | None]:
+        """The picture cropped and resized to what was asked, in the format the output name wants."""
+        from . import images
+
+        plan = prepared.plan
+        notes = [picture.note] if picture.note else []
+        for note in notes + protocol.geometry_warnings(plan, call.asked, picture.size):
+            self._note(note, warnings)
+        box, resize = geometry.fit(picture.size, plan)
+        final = images.transform(picture, box, resize)
+        suffix = prepared.output.suffix.lower() if prepared.output is not None else None
+        wanted = images.FORMAT_BY_EXT.get(suffix or "")
+        if wanted:
+            final = images.convert(final, wanted)
+        elif prepared.output is not None and suffix != f".{final.ext}":
+            self._note(f"{prepared.output.name} holds a {final.format} picture (.{final.ext})", warnings)
+        elif prepared.output is None:
+            final = images.labelable(final)
+        return final, box, resize
 
     def _save(self, data: bytes, prepared: Prepared, index: int, ext: str) -> Path:
         if prepared.output is not None:

@@ -13,71 +13,22 @@ Usage: python bench/batch.py [--quick]
 from __future__ import annotations
 
 import argparse
-import base64
-import io
-import json
 import math
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from PIL import Image
-
+from common import Child, batch_cmd, canned_png, client_env, images_answer, publish, spawn, startup, teller
 from image_gen_local.emulator import Emulator, EmulatorConfig, Reply
-from readme import publish
 
 TITLE = "Batch: last results"
-LAUNCH = Path(__file__).resolve().parent / "launch.py"
-MARKER = re.compile(r"^\[IMAGE_PATH\](.+)\[/IMAGE_PATH\]$", re.MULTILINE)
+say = teller("batch")
 SEEDS = (1, 2, 3, 4, 5)
-
-
-@dataclass
-class Child:
-    seconds: float
-    rss_mib: float
-    code: int
-    pictures: int
-    stderr: str
-
-
-def spawn(argv: list[str], env: dict[str, str], cwd: Path) -> Child:
-    """Run a client through bench/launch.py, so its peak RSS is its own (see bench/README.md)."""
-    request = json.dumps({"argv": argv, "cwd": str(cwd)})
-    done = subprocess.run(
-        [sys.executable, str(LAUNCH)],
-        input=request + "\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    answer = json.loads(done.stdout.splitlines()[-1])
-    return Child(
-        answer["seconds"],
-        answer["rss_kib"] / 1024,
-        answer["code"],
-        len(MARKER.findall(answer["stdout"])),
-        answer["stderr"],
-    )
-
-
-def client_env(tmp: Path, url: str, out: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGE_GEN_", "OPENAI_"))}
-    env.update(IMAGE_GEN_CACHE_DIR=str(tmp / "cache"), IMAGE_GEN_BASE_URL=url, IMAGE_GEN_OUTPUT_DIR=str(out))
-    env["IMAGE_GEN_DATA_DIR"] = str(tmp / "data")  # its own history, not the user's
-    return env
-
-
-def batch_cmd(jobs: Path, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "image_gen_local", "batch", str(jobs), *flags]
 
 
 def ideal_run(tmp: Path, jobs: int, concurrency: int, latency: float, rate: float, seed: int) -> Child:
@@ -110,14 +61,8 @@ def seed_way(tmp: Path, jobs: int, latency: float) -> float:
         return time.perf_counter() - started
 
 
-def canned(size: tuple[int, int] = (1024, 1024)) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (40, 90, 160)).save(buffer, "PNG")
-    return json.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]})
-
-
 def engine_cost(tmp: Path, jobs: int) -> Child:
-    answer = canned()
+    answer = images_answer(canned_png((1024, 1024), heavy=False))
     out = tmp / f"out-{jobs}"
     prompts = tmp / f"jobs-{jobs}.txt"
     prompts.write_text("".join(f"job number {i}\n" for i in range(jobs)))
@@ -128,12 +73,6 @@ def engine_cost(tmp: Path, jobs: int) -> Child:
     if child.code != 0 or child.pictures != jobs:
         raise SystemExit(f"{jobs}-job run failed: code {child.code}\n{child.stderr[-2000:]}")
     return child
-
-
-def startup(tmp: Path) -> float:
-    """A process that imports what the client imports and exits: what every run pays before the batch."""
-    code = "import openai, PIL.Image, image_gen_local.cli, image_gen_local.batch"
-    return min(spawn([sys.executable, "-c", code], dict(os.environ), tmp).seconds for _ in range(3))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,10 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _slowdowns(stderr: str) -> str:
     match = re.search(r"concurrency lowered (\d+) time", stderr)
     return f" (the batch lowered its concurrency {match.group(1)}x)" if match else ""
-
-
-def say(message: str) -> None:
-    print(f"batch bench: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

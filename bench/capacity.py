@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from batch import Child, batch_cmd, client_env, spawn, startup
+from common import Child, batch_cmd, client_env, publish, spawn, startup, teller
 from image_gen_local.batch import DEFAULT_CEILING
 from image_gen_local.emulator import Emulator, EmulatorConfig
-from readme import publish
 
 TITLE = "Capacity: last results"
+say = teller("capacity")
 TARGET, CHANGE_TARGET, OVERLOAD_TARGET = 1.25, 1.3, 0.10
 SERVERS = {"429": {}, "503": {"capacity_status": 503}, "queue": {"queue": True}}
 
@@ -233,10 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     publish(TITLE, "\n".join(lines), args.quick, say)
     return 0 if all(c.ok for c in grid + change + extra) else 1
-
-
-def say(message: str) -> None:
-    print(f"capacity bench: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

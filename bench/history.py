@@ -30,11 +30,12 @@ from datetime import datetime
 from pathlib import Path
 
 import overhead
+from common import canned_png, publish, teller
 from image_gen_local import provenance
 from image_gen_local.history import History
-from readme import replace_section
 
 TITLE = "History and recipes: last results"
+say = teller("history")
 ROWS = 10_000
 LIST_TARGET = 0.200  # seconds for `image-gen history`
 LABEL_TARGET = 0.05  # labelling's share of the client's overhead per picture
@@ -140,7 +141,7 @@ def labelling(home: Path, runs: int, repeat: int) -> list[str]:
     ]
     shares = []
     for case in overhead.CASES:
-        data = overhead.canned_png(case.size)
+        data = canned_png(case.size)
         ours, bare = results.pairs[case.name]
         cost = ours.seconds - bare.seconds
         label = per_call(lambda data=data: provenance.label(data, recipe(1)), runs * 2)
@@ -192,7 +193,7 @@ def gallery(home: Path, runs: int) -> list[str]:
     ]:
         rows.append(f"| {label} | {per_call(lambda path=path: get(path), runs * 4) * 1000:.1f} ms |")
     picture = home / "one.png"
-    picture.write_bytes(overhead.canned_png((1024, 1024)))
+    picture.write_bytes(canned_png((1024, 1024)))
     cold = per_call(lambda: thumbs._make(picture), runs)
     thumbs.thumbnail(picture, home / "thumbs")
     warm = per_call(lambda: thumbs.thumbnail(picture, home / "thumbs"), runs * 4)
@@ -253,14 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         body += labelling(home, runs, repeat)
         body += ["", *gallery(home, runs)]
     section = "\n".join(body) + "\n"
-    print(f"## {TITLE}\n\n{section}")
-    if not args.quick:
-        replace_section(TITLE, section)
+    publish(TITLE, section, args.quick, say)
     return 0
-
-
-def say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ no exit 1, no partial or overwritten file, no 6-character piece of the key in an
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,10 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import readme
+from common import clean_env, publish, teller
 from image_gen_local.emulator import Emulator
 from image_gen_local.emulator.faults import CATALOGUE, MODELS, parse_spec
 
+TITLE = "hostile: last results"
+say = teller("hostile")
 KEY = "sk-soak-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
 SLACK, RSS_TARGET_MIB = 2.0, 300
 
@@ -94,14 +95,16 @@ class Run:
 
 def one_run(url: str, folder: Path, timeout: float) -> Run:
     folder.mkdir(parents=True)
-    os.environ["IMAGE_GEN_CACHE_DIR"] = str(folder.parent / f"{folder.name}.cache")  # each run probes
+    env = clean_env(folder.parent)  # its own history, not the user's
+    env["IMAGE_GEN_CACHE_DIR"] = str(folder.parent / f"{folder.name}.cache")  # each run probes
     sentinel = folder / "already-here.png"
     sentinel.write_bytes(b"keep me")
     args = [sys.executable, "-m", "image_gen_local", "a lighthouse at dusk", "--base-url", url, "--json"]
     args += ["--api-key", KEY, "--timeout", str(timeout), "--output-dir", str(folder)]
     output = folder.parent / f"{folder.name}.out"
     started = time.monotonic()
-    launched = subprocess.run([sys.executable, "-c", LAUNCHER, str(output), *args], capture_output=True)
+    command = [sys.executable, "-c", LAUNCHER, str(output), *args]
+    launched = subprocess.run(command, capture_output=True, env=env)
     seconds = time.monotonic() - started
     code, rss = (int(v) for v in launched.stdout.split())
     text = output.read_text("utf-8", "replace")
@@ -119,7 +122,6 @@ def one_run(url: str, folder: Path, timeout: float) -> Run:
 def measure(emulator: Emulator, labels: list[str], rounds: int, timeout: float) -> dict[str, list[Run]]:
     results: dict[str, list[Run]] = {label: [] for label in labels}
     with tempfile.TemporaryDirectory() as temp:
-        os.environ["IMAGE_GEN_DATA_DIR"] = str(Path(temp) / "data")  # its own history, not the user's
         for round_ in range(rounds):
             for label in labels:
                 arm(emulator, ANSWERS[label])
@@ -173,9 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = measure(emulator, list(ANSWERS), 1 if args.quick else args.rounds, args.timeout)
     print(f"emulator faults not soaked here (the fault matrix covers them): {', '.join(left_out)}")
     text, ok = report(results, args.timeout)
-    print(text)
-    if not args.quick:
-        readme.replace_section("hostile: last results", text)
+    publish(TITLE, text, args.quick, say)
     return 0 if ok else 1
 
 

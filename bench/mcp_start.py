@@ -23,9 +23,10 @@ from datetime import datetime
 import anyio
 from mcp import Client, StdioServerParameters
 
-from readme import README, replace_section
+from common import publish, teller
 
 TITLE = "MCP start-up: last results"
+say = teller("mcp")
 
 
 async def handshake(mode: str, env: dict[str, str]) -> float:
@@ -84,10 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{(median['legacy'] - median['bare']) * 1000:.0f} ms",
     ]
     section = "\n".join(lines)
-    print(f"## {TITLE}\n\n{section}")
-    if not args.quick:
-        replace_section(TITLE, section)
-        print(f"bench: wrote {README}", file=sys.stderr)
+    publish(TITLE, section, args.quick, say)
     return 0
 
 

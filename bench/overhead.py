@@ -10,8 +10,6 @@ every benchmark. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import platform
@@ -28,11 +26,12 @@ from pathlib import Path
 
 import openai
 import PIL
-from PIL import Image
 
 import image_gen_local
+from common import README, canned_png, clean_env, images_answer, replace_section, teller
 from image_gen_local.emulator import Emulator, EmulatorConfig, Reply
-from readme import README, replace_section
+
+say = teller("overhead")
 
 BENCH = Path(__file__).resolve().parent
 BARE = BENCH / "bare.py"
@@ -104,33 +103,13 @@ class BenchError(RuntimeError):
 # ---------------------------------------------------------------------------------------- canned answers
 
 
-def canned_png(size: tuple[int, int]) -> bytes:
-    """A PNG as heavy as a real Gemini one: noise over a gradient, which deflate cannot flatten."""
-    ramp = Image.linear_gradient("L")
-    base = Image.merge("RGB", [ramp.rotate(angle).resize(size) for angle in (0, 90, 180)])
-    noise = Image.merge("RGB", [Image.effect_noise(size, 10) for _ in range(3)])
-    out = io.BytesIO()
-    Image.blend(base, noise, 0.2).save(out, "PNG", compress_level=1)
-    return out.getvalue()
-
-
 def canned_answer(case: Case) -> Answer:
     """The images-API answer Antigravity gives for response_format=b64_json."""
     png = canned_png(case.size)
-    document = {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(png).decode()}]}
-    return Answer(json.dumps(document).encode(), len(png))
+    return Answer(images_answer(png).encode(), len(png))
 
 
 # --------------------------------------------------------------------------------------------- children
-
-
-def child_env(home: Path) -> dict[str, str]:
-    """This environment minus anything that would change either client's behaviour; caches in `home`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGE_GEN_", "OPENAI_"))}
-    env["IMAGE_GEN_CACHE_DIR"] = str(home / "cache")
-    env["XDG_CONFIG_HOME"] = str(home / "config")  # no user config.toml
-    env["IMAGE_GEN_DATA_DIR"] = str(home / "data")  # its own history (recorded: part of the cost)
-    return env
 
 
 class Launcher:
@@ -333,7 +312,7 @@ def measure(repeat: int) -> Results:
     say("making canned answers (noisy PNGs)...")
     answers = {case.name: canned_answer(case) for case in CASES}
     with tempfile.TemporaryDirectory(prefix="image-gen-bench-") as tmp, Emulator(EmulatorConfig()) as emu:
-        launcher = Launcher(child_env(Path(tmp)))
+        launcher = Launcher(clean_env(Path(tmp)))
         try:
             bench = Bench(emu, launcher, Path(tmp))
             say("warming up...")
@@ -348,10 +327,6 @@ def measure(repeat: int) -> Results:
         finally:
             launcher.close()
         return Results(repeat, answers, pairs, interp, bench.notes)
-
-
-def say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from common import publish, teller
 from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Emulator, EmulatorConfig
@@ -29,9 +30,9 @@ from image_gen_local.emulator.faults import CATALOGUE, TRANSIENT
 from image_gen_local.engine import Generator
 from image_gen_local.request import ImageRequest, prepare
 from image_gen_local.retry import RetryPolicy
-from readme import README, replace_section
 
 TITLE = "Soak: last results"
+say = teller("soak")
 REAL_LATENCY = 20.0  # seconds a real 1K picture takes; the time scale is LATENCY / REAL_LATENCY
 TARGET = 1.5
 
@@ -147,15 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         faulty = soak("faulty", args.requests, config, scale, Path(tmp))
     section = report(clean, faulty, args, scale)
-    print(f"## {TITLE}\n\n{section}")
-    if not args.quick:
-        replace_section(TITLE, section)
-        say(f"wrote {README}")
+    publish(TITLE, section, args.quick, say)
     return 0 if faulty.saved == args.requests and not faulty.failed else 1
-
-
-def say(message: str) -> None:
-    print(f"soak: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,12 @@ import json
 
 import pytest
 
+from image_gen_local.emulator.intake import FormPart, split_edit_form
+from image_gen_local.emulator.replies import chat_stream, markdown_image
 from image_gen_local.emulator.rules import (
-    FormPart,
     Geometry,
     aspect_ratio_from_size,
-    chat_stream,
     clean_model_name,
-    markdown_image,
     model_list,
     parse_form_n,
     parse_json_n,
@@ -20,7 +19,6 @@ from image_gen_local.emulator.rules import (
     resolve_geometry,
     rewrite_edit_prompt,
     rewrite_generation_prompt,
-    split_edit_form,
 )
 
 FLASH = "gemini-3.1-flash-image"

@@ -8,8 +8,10 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from helpers import cli
+from image_gen_local.emulator.intake import ReceivedImage
 from image_gen_local.emulator.lettering import Lettering, transliterate
-from image_gen_local.emulator.rules import Geometry, ImageJob, ReceivedImage
+from image_gen_local.emulator.plans import ImageJob
+from image_gen_local.emulator.rules import Geometry
 from image_gen_local.emulator.synthetic import encode_picture, marked_share, render_picture
 
 PRO = "gemini-3-pro-image"

@@ -16,7 +16,7 @@ and can drill every fault the client survives. It imports nothing of the client 
 from .app import App
 from .faults import CATALOGUE, TRANSIENT
 from .intake import Request
-from .rules import Reply
+from .replies import Reply
 from .server import Emulator, EmulatorConfig, RecordedRequest, serve
 
 __all__ = [

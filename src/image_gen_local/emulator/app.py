@@ -33,32 +33,19 @@ from .faults import (
     parse_pool,
     parse_specs,
 )
-from .intake import Request
-from .rules import (
-    FORMATS,
-    IMAGE_ROUTES,
-    TEXT_REPLY,
-    ImageJob,
-    ReceivedImage,
+from .intake import ReceivedImage, Request, parse_json_body, parse_multipart, split_edit_form
+from .plans import ImageJob, TextJob, plan_chat, plan_edit, plan_generation, upstream_image_error
+from .replies import (
     Reply,
-    TextJob,
     chat_completion,
     chat_stream,
     empty,
     images_response,
     json_reply,
     markdown_image,
-    model_list,
-    parse_json_body,
-    parse_multipart,
     plain,
-    plan_chat,
-    plan_edit,
-    plan_generation,
-    route_for,
-    split_edit_form,
-    upstream_image_error,
 )
+from .rules import FORMATS, IMAGE_ROUTES, TEXT_REPLY, model_list, route_for
 from .synthetic import render_job
 from .tricks import helper_reply
 

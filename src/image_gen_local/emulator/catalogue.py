@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 
 from ..upstream import ALL_EXHAUSTED_BODY, NO_IMAGES, NO_QUOTA, PROXY_DISABLED
 from . import tricks
-from .rules import NOT_FOUND_MESSAGE, Reply, empty, json_reply, plain
+from .replies import Reply, empty, json_reply, plain
+from .rules import NOT_FOUND_MESSAGE
 from .tricks import CAPACITY_503, GOOGLE_429, SPA_PAGE, VALIDATION_403, Behaviour, png
 
 IMAGES, MODELS = "images", "models"  # what a fault hits: POSTs to the image routes, or GET /v1/models

@@ -24,7 +24,7 @@ from .catalogue import TRANSIENT as TRANSIENT
 from .catalogue import Fault as Fault
 from .catalogue import listing as listing
 from .intake import Request
-from .rules import Reply
+from .replies import Reply
 from .tricks import Answer as Answer
 from .tricks import Hit as Hit
 from .tricks import Pictures as Pictures

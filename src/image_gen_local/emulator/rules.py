@@ -7,11 +7,9 @@ with these rules; they are pure so each can be unit-tested against the server's 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..upstream import (
@@ -19,36 +17,14 @@ from ..upstream import (
     FLASH_IMAGE,
     INPUT_UNREADABLE,
     MODEL_GRID,
-    NO_IMAGES,
     NO_QUOTA,
     PRO_IMAGE,
     RATIO_NAMES,
-    SERVER_DEFAULT_MODEL,
     SERVER_RATIO_MATCH,
     SERVER_RATIO_ORDER,
     SERVER_SIZES,
     TIERS,
 )
-
-# Re-exported: the rules read requests and build answers with these (the `X as X` form keeps them public).
-from .intake import EditForm as EditForm
-from .intake import FormPart as FormPart
-from .intake import ReceivedImage as ReceivedImage
-from .intake import parse_json_body as parse_json_body
-from .intake import parse_multipart as parse_multipart
-from .intake import sniff_format as sniff_format
-from .intake import sniffed_mime as sniffed_mime
-from .intake import split_edit_form as split_edit_form
-from .replies import APPLICATION_JSON as APPLICATION_JSON
-from .replies import TEXT_PLAIN as TEXT_PLAIN
-from .replies import Reply as Reply
-from .replies import chat_completion as chat_completion
-from .replies import chat_stream as chat_stream
-from .replies import empty as empty
-from .replies import images_response as images_response
-from .replies import json_reply as json_reply
-from .replies import markdown_image as markdown_image
-from .replies import plain as plain
 
 TEXT_MODEL = "gemini-3-flash"
 MODEL_CREATED = 1706745600
@@ -126,31 +102,6 @@ class Geometry:
     def pixels(self) -> tuple[int, int]:
         w, h = self.ratio.split(":")
         return SERVER_SIZES[(int(w), int(h))][self.tier]
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """Everything needed to answer one image request; `error` is set when the server would fail late."""
-
-    route: str
-    model: str
-    geometry: Geometry
-    prompt: str
-    count: int = 1
-    response_format: str = "b64_json"
-    inputs: tuple[ReceivedImage, ...] = ()
-    stream: bool = False
-    error: Reply | None = None
-    upstream_error: bool = False  # the real server only learns of `error` from Google, after its latency
-
-
-@dataclass(frozen=True)
-class TextJob:
-    """A chat request for a text model: the emulator answers with a fixed notice."""
-
-    model: str
-    prompt: str
-    stream: bool
 
 
 CONTROL_PATHS = ("/emulator/faults", "/emulator/capacity")  # the emulator's own, not a server's routes
@@ -260,7 +211,7 @@ def parse_form_n(text: str | None) -> int:
     return int(text) if text is not None and FORM_INT.fullmatch(text) else 1
 
 
-def _json_str(body: dict[str, Any], *keys: str) -> str | None:
+def json_str(body: dict[str, Any], *keys: str) -> str | None:
     """`body.get(a).or(body.get(b)).and_then(as_str)`: the first key present decides, even if not a string."""
     for key in keys:
         if key in body:
@@ -286,164 +237,3 @@ def model_list(models: Sequence[str]) -> dict[str, Any]:
             {"id": i, "object": "model", "created": MODEL_CREATED, "owned_by": "antigravity"} for i in unique
         ],
     }
-
-
-def _with_error(job: ImageJob, error: Reply, upstream: bool = False) -> ImageJob:
-    """Attach a late failure; `upstream` marks failures the real server only learns after calling Google."""
-    return replace(job, error=error, upstream_error=upstream)
-
-
-def upstream_image_error(route: str) -> Reply:
-    if route == "chat":
-        return json_reply(
-            400, {"error": {"message": UNREADABLE_IMAGE, "type": "upstream_error", "code": 400}}
-        )
-    return plain(400, f"Upstream error 400: {UNREADABLE_IMAGE}")
-
-
-def plan_generation(body: object, models: Sequence[str]) -> ImageJob | Reply:
-    """`handle_images_generations` up to the upstream call."""
-    fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    prompt = _json_str(fields, "prompt")
-    if not prompt:
-        return plain(400, "Missing 'prompt' field")
-    model = _json_str(fields, "model")
-    model = SERVER_DEFAULT_MODEL if model is None else model
-    quality = _json_str(fields, "quality")
-    style = _json_str(fields, "style")
-    geometry = resolve_geometry(
-        model, _json_str(fields, "size"), quality, _json_str(fields, "image_size", "imageSize")
-    )
-    cleaned = clean_model_name(model)
-    job = ImageJob(
-        route="generations",
-        model=cleaned,
-        geometry=geometry,
-        prompt=rewrite_generation_prompt(prompt, quality, "vivid" if style is None else style),
-        count=parse_json_n(fields.get("n")),
-        response_format=_json_str(fields, "response_format") or "b64_json",
-    )
-    if job.count == 0:
-        return _with_error(job, plain(502, NO_IMAGES))
-    bucket = quota_bucket(cleaned)
-    if bucket not in models:
-        return _with_error(job, plain(502, QUOTA_ERROR.format(bucket)))
-    return job
-
-
-def plan_edit(form: EditForm, models: Sequence[str]) -> ImageJob | Reply:
-    """`handle_images_edits` up to the upstream call: `quality` is never read, the pro bucket always used."""
-    texts = form.texts
-    prompt = texts.get("prompt")
-    if not prompt:
-        return plain(400, "Missing prompt")
-    if not form.images:
-        return plain(400, "Missing image")
-    model = texts.get("model", SERVER_DEFAULT_MODEL)
-    size = texts.get("aspect_ratio", texts.get("size", "1024x1024"))
-    job = ImageJob(
-        route="edits",
-        model=clean_model_name(model),
-        geometry=resolve_geometry(model, size, None, texts.get("image_size")),
-        prompt=rewrite_edit_prompt(prompt, texts.get("style")),
-        count=parse_form_n(texts.get("n")),
-        response_format=texts.get("response_format") or "b64_json",
-        inputs=form.images,
-    )
-    if PRO_IMAGE not in models:
-        return _with_error(job, plain(502, QUOTA_ERROR.format(PRO_IMAGE)))
-    if job.count == 0:
-        return _with_error(job, plain(502, NO_IMAGES))
-    if any(image.sniffed is None for image in job.inputs):
-        return _with_error(job, upstream_image_error("edits"), upstream=True)
-    return job
-
-
-def _message_text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict)
-            and part.get("type") in ("text", "input_text")
-            and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def _data_url(url: str) -> tuple[str, bytes] | None:
-    header, sep, data = url.partition(",")
-    if not (sep and header.startswith("data:") and header.endswith(";base64")):
-        return None
-    try:
-        return header[5:-7], base64.b64decode("".join(data.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return header[5:-7], b""
-
-
-def chat_prompt(messages: Sequence[object]) -> str:
-    """The last user message's text, without pasted-back markdown images (those are image inputs)."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return MARKDOWN_DATA_IMAGE.sub("", _message_text(message.get("content"))).strip()
-    return ""
-
-
-def chat_inputs(messages: Sequence[object]) -> tuple[ReceivedImage, ...]:
-    """`image_url` data URLs in user messages, and markdown data images in any message's text (§5.3)."""
-    found: list[ReceivedImage] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if message.get("role") == "user" and isinstance(content, list):
-            for part in content:
-                if not (isinstance(part, dict) and part.get("type") == "image_url"):
-                    continue
-                ref = part.get("image_url")
-                url = ref.get("url") if isinstance(ref, dict) else ref
-                decoded = _data_url(url) if isinstance(url, str) else None
-                if decoded is not None:
-                    mime, data = decoded
-                    found.append(ReceivedImage(f"messages[{i}] image_url", mime, data, sniff_format(data)))
-        for match in MARKDOWN_DATA_IMAGE.finditer(_message_text(content)):
-            decoded = _data_url(match.group(1))
-            if decoded is not None:
-                mime, data = decoded
-                found.append(ReceivedImage(f"messages[{i}] markdown", mime, data, sniff_format(data)))
-    return tuple(found)
-
-
-def plan_chat(body: object, models: Sequence[str]) -> ImageJob | TextJob | Reply:
-    """`handle_chat_completions` for the three kinds of model names it tells apart."""
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return plain(422, f"{UNPROCESSABLE}: missing field `model`")
-    if not isinstance(body.get("messages"), list):
-        return plain(422, f"{UNPROCESSABLE}: missing field `messages`")
-    model: str = body["model"]
-    messages: list[object] = body["messages"]
-    stream = body.get("stream") is True
-    lower = model.lower()
-    if "gemini" in lower and "-image" in lower:
-        job = ImageJob(
-            route="chat",
-            model=model,
-            geometry=resolve_geometry(
-                model, _json_str(body, "size"), _json_str(body, "quality"), _json_str(body, "imageSize")
-            ),
-            prompt=chat_prompt(messages),
-            response_format="markdown",
-            inputs=chat_inputs(messages),
-            stream=stream,
-        )
-        if quota_bucket(model) not in models:
-            error = {"error": {"message": NOT_FOUND_MESSAGE, "type": "upstream_error", "code": 404}}
-            return _with_error(job, json_reply(404, error), upstream=True)
-        if any(image.sniffed is None for image in job.inputs):
-            return _with_error(job, upstream_image_error("chat"), upstream=True)
-        return job
-    if any(word in lower for word in ("image", "dall-e", "midjourney")):
-        return plain(502, QUOTA_ERROR.format(model))
-    return TextJob(model, chat_prompt(messages), stream)

@@ -27,7 +27,8 @@ from typing import Any
 from .app import App, EmulatorConfig, RecordedRequest
 from .faults import FaultPlan, parse_spec
 from .intake import Request
-from .rules import MAX_BODY, Reply, plain
+from .replies import Reply, plain
+from .rules import MAX_BODY
 
 __all__ = ["Emulator", "EmulatorConfig", "RecordedRequest", "Reply", "serve"]
 

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from PIL import Image, ImageChops, ImageDraw, ImageOps, PngImagePlugin
 
 from ..upstream import SYNTHETIC_LABEL
+from .intake import ReceivedImage
 from .lettering import EM_DASH, Lettering, font_at, metrics
-from .rules import ImageJob, ReceivedImage, format_mime
+from .plans import ImageJob
+from .rules import format_mime
 
 BANNER = f"SYNTHETIC {EM_DASH} image-gen-local emulator, no AI model was used"
 PNG_SOFTWARE = "image-gen-local emulator"

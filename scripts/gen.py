@@ -8,6 +8,7 @@
 #     "tqdm>=4.60",
 #     "tomli>=2.0; python_version < '3.11'",
 #     "anyascii>=0.3",
+#     "typing-extensions>=4.7",
 # ]
 # ///
 """The skill's entry point: `python3 scripts/gen.py 'a cute cat, cartoon style' [options]`.

@@ -29,7 +29,6 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, 
 from pydantic import Field, ValidationError
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
-from typing_extensions import TypedDict
 
 from . import __version__
 from .errors import ImageGenError, UsageError
@@ -47,36 +46,11 @@ from .mcp_tools import (
     error_line,
     prompt_rules,
 )
-from .request import MAX_COUNT, Result
+from .request import MAX_COUNT, Result, RunDocument
 from .upstream import MAX_INPUTS
 
 NAME = "image-gen-local"
 PATH = "/mcp"
-
-
-class ImageRecord(TypedDict):
-    path: str
-    width: int
-    height: int
-    mime: str
-    model: str
-    route: str
-    seconds: float
-    retries: int
-    warnings: list[str]
-
-
-ErrorRecord = TypedDict("ErrorRecord", {"exit_code": int, "class": str, "message": str})
-
-
-class RunDocument(TypedDict):
-    """The document `image-gen --json` prints (`Result.as_json`)."""
-
-    ok: bool
-    exit_code: int
-    images: list[ImageRecord]
-    errors: list[ErrorRecord]
-    warnings: list[str]
 
 
 Prompt = Annotated[str, Field(description="the English prompt you wrote from the user's wish (see above)")]

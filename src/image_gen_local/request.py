@@ -12,7 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+# typing_extensions' TypedDict: the MCP SDK's pydantic builds the tools' output schema from these and refuses
+# typing's on Python < 3.12. Loaded with the openai SDK anyway, never by the command line's start-up.
+from typing_extensions import NotRequired, TypedDict
 
 from . import files, geometry, history
 from .config import Settings
@@ -88,6 +92,35 @@ def parse_count(value: Any) -> int:
     return int(value)
 
 
+class ImageRecord(TypedDict):
+    """One picture in the run's document (`--json`, MCP structured content): declared once, here."""
+
+    id: NotRequired[int]  # its row in the history, when recorded
+    path: str
+    width: int
+    height: int
+    mime: str
+    model: str
+    route: str
+    seconds: float
+    retries: int
+    warnings: list[str]
+
+
+# An error in the document: what `ImageGenError.as_json` gives ("class" is a keyword, hence this form).
+ErrorRecord = TypedDict("ErrorRecord", {"exit_code": int, "class": str, "message": str})
+
+
+class RunDocument(TypedDict):
+    """The document of a run: `image-gen --json` prints it, the MCP tools return it (`Result.as_json`)."""
+
+    ok: bool
+    exit_code: int
+    images: list[ImageRecord]
+    errors: list[ErrorRecord]
+    warnings: list[str]
+
+
 @dataclass
 class SavedImage:
     """One delivered picture and how it came to be."""
@@ -104,9 +137,8 @@ class SavedImage:
     recipe: dict[str, Any] | None = None  # what the file carries (`image-gen show` prints it)
     id: int | None = None  # its row in the history (`@id:42`), when recorded
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            **({"id": self.id} if self.id is not None else {}),
+    def as_json(self) -> ImageRecord:
+        record: ImageRecord = {
             "path": str(self.path),
             "width": self.width,
             "height": self.height,
@@ -117,6 +149,7 @@ class SavedImage:
             "retries": self.retries,
             "warnings": self.warnings,
         }
+        return {"id": self.id, **record} if self.id is not None else record
 
 
 @dataclass
@@ -128,13 +161,13 @@ class Result:
     def exit_code(self) -> ExitCode:
         return self.errors[0].exit_code if self.errors else ExitCode.OK
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> RunDocument:
         """The one document of a run: `--json` prints it, the MCP tools return it as structured content."""
         return {
             "ok": not self.errors,
             "exit_code": int(self.exit_code),
             "images": [saved.as_json() for saved in self.images],
-            "errors": [error.as_json() for error in self.errors],
+            "errors": [cast(ErrorRecord, error.as_json()) for error in self.errors],
             "warnings": [w for saved in self.images for w in saved.warnings],
         }
 

@@ -27,10 +27,13 @@ from PIL import Image
 from helpers import ROOT, cli, png_bytes, start_server
 from image_gen_local.emulator import Reply
 from image_gen_local.mcp_tools import prompt_rules
+from image_gen_local.request import SavedImage
 
 KEY = "sk-Mcp-Secret-4e5f6a7b8c9d"
 TOKEN = "test-token-0123456789"
 PICTURE_TOOLS = {"generate_image", "edit_image"}
+# a recorded picture: its record carries every field the document can hold, the history id included
+RECORDED = SavedImage(Path("cat.png"), 1, 1, "image/png", "m", "images", 0.0, 0, id=1)
 
 
 def server_env(base_url: str, out: Path, **extra: str) -> dict[str, str]:
@@ -105,6 +108,9 @@ def test_the_tools_and_the_prompt_are_listed_with_their_rules(emulator, out_dir)
                 } <= set(schema)
                 assert "English prompt" in tools[name].description and "style" in tools[name].description
                 assert tools[name].output_schema["properties"]["images"]
+                # the schema a client sees lists exactly what a picture's record in the document holds
+                record = tools[name].output_schema["$defs"]["ImageRecord"]["properties"]
+                assert set(record) == set(RECORDED.as_json())
             assert "images" in tools["edit_image"].input_schema["required"]
             assert "describe the main content" in tools["edit_image"].description
             [prompt] = (await client.list_prompts()).prompts

@@ -42,6 +42,18 @@ _ERROR_429 = {
 }
 _F = Fault
 
+
+def _bomb(name: str, status: int, encoding: str, recovery: str) -> Fault:
+    """A `status` answer whose `encoding`-compressed body expands to N MiB of zeros."""
+    return Fault(
+        name,
+        f"{status} with a {encoding} body that expands to N MiB of zeros (MiB)",
+        recovery,
+        lambda hit: tricks.bomb_reply(status, encoding, tricks.mib(hit)),
+        default=1024,
+    )
+
+
 CATALOGUE: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -231,27 +243,9 @@ CATALOGUE: dict[str, Fault] = {
             "stop",
             lambda hit: tricks.url_answer("file:///etc/passwd"),
         ),
-        _F(
-            "gzip-bomb",
-            "200 with a gzip body that expands to N MiB of zeros (MiB)",
-            "stop",
-            lambda hit: tricks.bomb_reply(200, "gzip", tricks.mib(hit)),
-            default=1024,
-        ),
-        _F(
-            "deflate-bomb",
-            "200 with a deflate body that expands to N MiB of zeros (MiB)",
-            "stop",
-            lambda hit: tricks.bomb_reply(200, "deflate", tricks.mib(hit)),
-            default=1024,
-        ),
-        _F(
-            "500-gzip-bomb",
-            "500 with a gzip body that expands to N MiB of zeros (MiB)",
-            "retry",
-            lambda hit: tricks.bomb_reply(500, "gzip", tricks.mib(hit)),
-            default=1024,
-        ),
+        _bomb("gzip-bomb", 200, "gzip", "stop"),
+        _bomb("deflate-bomb", 200, "deflate", "stop"),
+        _bomb("500-gzip-bomb", 500, "gzip", "retry"),
         _F(
             "lying-encoding",
             "200 labelled Content-Encoding: gzip that is not gzip",

@@ -78,6 +78,18 @@ def test_server_words_trims_and_unwraps_json():
     assert len(server_words("x" * 5000)) <= 240
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("\x00" * 100_000, "100000 characters of binary data, not words"),  # a decompressed bomb
+        ("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "18 characters of binary data, not words"),
+        ("quota \x1b[31mgone\x1b[0m", "quota \\x1b[31mgone\\x1b[0m"),  # words with an escape stay words
+    ],
+)
+def test_server_words_never_quote_binary_data(body, words):
+    assert server_words(body) == words
+
+
 # What LiteLLM 1.106.2 answered in each situation (status, body) -> the class, exit code and words kept.
 LITELLM_ANSWERS = [
     ("a key that is not its master key, no database", 400,

@@ -146,6 +146,7 @@ _FIX: dict[Kind, str] = {
 }
 
 MAX_DETAIL = 240
+BINARY_SHARE = 4  # more than one character in this many a control character: binary data, not words
 _RETRY_DELAY = re.compile(r'"(?:retryDelay|quotaResetDelay)"\s*:\s*"([\d.]+)\s*(ms|s)"')
 _RESET_AFTER = re.compile(r"(?:reset after|wait)\s+([\d.]+)\s*(ms|s)\b", re.IGNORECASE)
 _MIN_DERIVED = 6  # encoded forms of very short keys would match ordinary text: only the raw form is scrubbed
@@ -201,8 +202,17 @@ def server_words(body: str, limit: int = MAX_DETAIL) -> str:
     text = json_error(body) or body.strip()
     if looks_like_html(text):
         return "an HTML page"
+    if _binary(text):
+        return f"{len(body)} characters of binary data, not words"
     text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _binary(text: str) -> bool:
+    """Mostly control characters (a decompressed bomb, a picture's bytes): nothing to quote to a user."""
+    sample = text[: MAX_DETAIL * 4]
+    controls = sum(1 for c in sample if not c.isprintable() and not c.isspace())
+    return controls * BINARY_SHARE > len(sample) > 0
 
 
 def json_error(body: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -104,36 +105,57 @@ def _open(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data))
 
 
-def load_input(path: Path) -> Upload:
-    """Read, check and normalise one --image file; raise InputImageError with the reason."""
-    shown = str(path)
-    if not path.exists():
-        raise InputImageError(f"--image {shown}: no such file", "check the path")
-    if path.is_dir():
-        raise InputImageError(f"--image {shown} is a folder, not a picture", "give the picture's file path")
-    if not path.is_file():
-        raise InputImageError(
-            f"--image {shown} is not a regular file (a pipe or device?)", "give a picture file"
-        )
+def _read_input(path: Path, shown: str) -> bytes:
+    """The file's bytes, judged by what was opened, not by a look beforehand: a pipe swapped in for the
+    picture between a check and the open would block the open forever (opened without blocking, then
+    refused by fstat), and a file that grows while read is read no further than the limit."""
     too_large = InputImageError(
         f"--image {shown} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB",
         "export it as JPEG or PNG, or smaller",
     )
     try:
-        with path.open("rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_INPUT_BYTES:
-                raise too_large
-            data = handle.read(MAX_INPUT_BYTES + 1)  # never more: the file may grow while we read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputImageError(f"--image {shown}: no such file", "check the path") from None
     except OSError as exc:
         raise InputImageError(
             f"--image {shown} cannot be read ({exc.strerror})", "check its permissions"
         ) from None
+    status = os.fstat(fd)
+    refusal = None
+    if stat.S_ISDIR(status.st_mode):
+        refusal = InputImageError(
+            f"--image {shown} is a folder, not a picture", "give the picture's file path"
+        )
+    elif not stat.S_ISREG(status.st_mode):
+        refusal = InputImageError(
+            f"--image {shown} is not a regular file (a pipe or device?)", "give a picture file"
+        )
+    elif status.st_size > MAX_INPUT_BYTES:
+        refusal = too_large
+    if refusal is not None:
+        os.close(fd)
+        raise refusal
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_INPUT_BYTES + 1)  # never more: the file may grow while we read
+        except OSError as exc:
+            raise InputImageError(
+                f"--image {shown} cannot be read ({exc.strerror})", "check its permissions"
+            ) from None
     if len(data) > MAX_INPUT_BYTES:
         raise too_large
     if not data:
         raise InputImageError(
             f"--image {shown} is empty", "give a PNG, JPEG, WebP, GIF, BMP, TIFF or HEIC file"
         )
+    return data
+
+
+def load_input(path: Path) -> Upload:
+    """Read, check and normalise one --image file; raise InputImageError with the reason."""
+    shown = str(path)
+    data = _read_input(path, shown)
     if data.lstrip()[:5].lower() in (b"<svg ", b"<?xml") or b"<svg" in data[:512].lower():
         raise InputImageError(
             f"--image {shown} is an SVG (vector) file",

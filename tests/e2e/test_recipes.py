@@ -162,12 +162,32 @@ def test_show_makes_control_characters_in_a_hostile_recipe_visible(tmp_path):
     from image_gen_local.provenance import Made, label
 
     recipe = Made(
-        "evil \x1b[2J prompt", {}, None, {}, {}, "m", "images", "http://h/v1", 1, 0, [], [], False, "t"
+        "evil \x1b[2J \x9b2J \u2028 prompt",
+        {},
+        None,
+        {},
+        {},
+        "m",
+        "images",
+        "http://h/v1",
+        1,
+        0,
+        [],
+        [],
+        False,
+        "t",
     )
     path = tmp_path / "evil.png"
     path.write_bytes(label(png_bytes((64, 64)), recipe.as_recipe()))
     run = cli("show", str(path))
     assert run.code == 0 and "\x1b" not in run.stdout and "\\x1b[2J" in run.stdout
+    assert "\x9b" not in run.stdout and "\u2028" not in run.stdout
+    # --json too: C1 controls (which JSON leaves raw) come out as escapes, and the document reads back
+    document = cli("show", str(path), "--json")
+    assert document.code == 0 and "\x9b" not in document.stdout and "\u2028" not in document.stdout
+    assert "\\u009b" in document.stdout and document.json["recipe"]["prompt"].startswith(
+        "evil \x1b[2J \x9b2J"
+    )
 
 
 def test_labelling_keeps_the_rule_that_nothing_is_overwritten_or_left_partial(emulator, out_dir):

@@ -8,7 +8,6 @@ Nothing heavy is imported before a command needs it, so `--help` and usage error
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -120,4 +119,4 @@ def _report(console: Console, error: ImageGenError) -> None:
     if console.json and not console.results:
         document = {"ok": False, "exit_code": int(error.exit_code), "images": [], "errors": [error.as_json()]}
         with contextlib.suppress(ImageGenError):
-            console.result(json.dumps(document, indent=2, ensure_ascii=False))
+            console.document(document)

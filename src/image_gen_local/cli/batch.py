@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -169,7 +168,7 @@ def run_batch_command(
             lines.close()
     _report(console, run)
     if args.json:
-        console.result(json.dumps(_document(run, lines.pictures), indent=2, ensure_ascii=False))
+        console.document(_document(run, lines.pictures))
     return int(run.outcome.exit_code)
 
 

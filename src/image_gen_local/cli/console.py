@@ -15,6 +15,7 @@ exit 9, never a traceback or exit 1, and the pictures already saved stay saved.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -75,6 +76,14 @@ class Console:
 
     def _clean(self, text: str) -> str:
         return "\n".join(printable(line) for line in self._redact(text).split("\n"))
+
+    def document(self, data: object) -> None:
+        """One JSON document on stdout (--json): UTF-8 as written, but no character a terminal could act
+        on (C0 and C1 controls, line separators) is printed raw: those are \\u escapes, as JSON allows."""
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        if not _printable_json(text):
+            text = "".join(c if c.isprintable() or c in "\n " else json.dumps(c)[1:-1] for c in text)
+        self.result(text)
 
     def result(self, line: str) -> None:
         with self._lock:
@@ -157,3 +166,7 @@ def _to_nowhere(stream: TextIO | None) -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, stream.fileno())
         os.close(null)
+
+
+def _printable_json(text: str) -> bool:
+    return all(line.isprintable() for line in text.split("\n"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -164,7 +163,7 @@ def make(
     )
     if args.dry_run:
         calls = generator.dry_run(prepared)
-        console.result(json.dumps({"dry_run": True, "requests": calls}, indent=2, ensure_ascii=False))
+        console.document({"dry_run": True, "requests": calls})
         return ExitCode.OK
 
     def on_saved(saved: Any) -> None:
@@ -178,5 +177,5 @@ def make(
     for error in result.errors:
         console.error(error)
     if args.json:
-        console.result(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        console.document(result.as_json())
     return result.exit_code

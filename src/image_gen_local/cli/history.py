@@ -6,7 +6,6 @@ its size and model, the start of its prompt and its path, marked when the file i
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 
@@ -47,7 +46,7 @@ def run_history(argv: Sequence[str], console: Console, env: Mapping[str, str]) -
         total = history.count() if entries else 0
     if args.json:
         document = {"history": str(path), "pictures": [entry.as_json() for entry in entries]}
-        console.result(json.dumps(document, indent=2, ensure_ascii=False))
+        console.document(document)
     for entry in [] if args.json else entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created))
         prompt = " ".join(entry.prompt.split())

@@ -6,7 +6,6 @@ text it holds is shown with control characters made visible, never acted on by t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ def run_show(argv: Sequence[str], console: Console, env: Mapping[str, str]) -> i
     path = picture_path(args.file, env)
     recipe = read_recipe_file(path)
     if args.json:
-        console.result(json.dumps({"path": str(path), "recipe": recipe}, indent=2, ensure_ascii=False))
+        console.document({"path": str(path), "recipe": recipe})
     else:
         for line in recipe_lines(path, recipe):
             console.result(line)

@@ -300,6 +300,17 @@ def test_deadline_exit_8(make_emulator, out_dir):
     assert run.code == 8 and "--timeout" in run.stderr
 
 
+def test_a_quota_wait_that_leaves_only_a_sliver_of_the_deadline_ends_as_quota_not_as_a_slow_server(
+    make_emulator, out_dir
+):
+    # a stated wait of 4.6 s (4.65-5.1 s with our slack) leaves the retry 0.8-1.3 s of 6 s, and it hangs
+    emu = make_emulator(faults="429-retry-delay:4.6", latency=8)
+    run = gen(emu, out_dir, "quota", "--timeout", "6")
+    assert run.code == 5, run.stderr  # the quota kept the picture from being made, not a slow server
+    assert "no picture within --timeout 6 s; last problem: server answered 429" in run.stderr
+    assert len(image_posts(emu)) == 2
+
+
 def test_bad_output_dir_fails_before_any_request(emulator, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

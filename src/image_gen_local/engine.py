@@ -20,7 +20,7 @@ from . import protocol
 from .answers import answer_cap, answer_pixels, read_answer
 from .config import Settings
 from .delivery import Delivery
-from .errors import ExitCode, ServerError
+from .errors import ExitCode
 from .failures import Failure, Kind
 from .limiter import Verdict
 from .provenance import public_url
@@ -33,10 +33,12 @@ from .retry import (
     backoff,
     counts_as_no_image,
     crowded,
+    deadline_error,
     decide,
     overloaded,
     rate_cap_wait,
     same_failure,
+    stop_error,
 )
 from .servers import Discovery, ServerCache, check_model, other_tier
 from .throttle import Throttle
@@ -56,6 +58,9 @@ def _never(_code: ExitCode) -> bool:
     return False
 
 
+CUT_SHORT = 0.25  # an attempt given less than this share of --timeout was cut by the deadline, not the server
+
+
 @dataclass
 class _Tries:
     """One picture's attempts so far: what the next decision and the final error need."""
@@ -71,6 +76,8 @@ class _Tries:
     crowded: int = 0  # refusals for too many in flight: they do not count towards the backoff
     starts: list[float] = field(default_factory=list)  # attempt start times, for the per-minute cap
     last: Failure | None = None
+    before: Failure | None = None  # the failure before `last`
+    allotted: float = 0.0  # seconds the latest attempt was given
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -185,7 +192,7 @@ class Generator:
         while True:
             slot = self.throttle.acquire(deadline, prepared.plan.tier)
             if slot is None:
-                raise _deadline_error(self.settings.timeout, tries.last)
+                raise deadline_error(self.settings.timeout, tries.last)
             model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
             self._relearn(tries, model, prepared, deadline)
             held, verdict, too_many, event = True, Verdict.OTHER, False, 0.0
@@ -230,13 +237,14 @@ class Generator:
         """One attempt within what is left of the deadline (a share of it, so a hung one is retried)."""
         left = deadline - time.monotonic()
         if left <= 0:  # never hand the socket a negative timeout
-            raise _deadline_error(self.settings.timeout, tries.last)
+            raise deadline_error(self.settings.timeout, tries.last)
         tries.attempts += 1
         tries.starts.append(time.monotonic())
         status(f"{tries.label}: attempt {tries.attempts} via {call.path}")
         self.info(f"attempt {tries.attempts}: POST {call.path} model={model}; {call.note()}")
         tier = prepared.plan.tier
-        return self._attempt(call, attempt_timeout(left), answer_cap(tier), answer_pixels(tier), deadline)
+        tries.allotted = attempt_timeout(left)
+        return self._attempt(call, tries.allotted, answer_cap(tier), answer_pixels(tier), deadline)
 
     def _deliver(
         self, picture: Picture, call: Call, tries: _Tries, prepared: Prepared, index: int, deadline: float
@@ -252,7 +260,7 @@ class Generator:
     def _judge(self, failure: Failure, tries: _Tries, too_many: bool, deadline: float) -> Decision:
         """What to do after `failure`: the retry table's decision, with the waits this run imposes."""
         tries.repeats = tries.repeats + 1 if same_failure(tries.last, failure) else 1
-        tries.last = failure
+        tries.before, tries.last = tries.last, failure
         tries.no_image += counts_as_no_image(failure)
         tries.crowded += too_many
         wait = rate_cap_wait(tries.starts, time.monotonic())
@@ -298,11 +306,19 @@ class Generator:
         if decision.action is Action.OTHER_MODEL and self._fall_back(model, failure, tries.warnings):
             return True
         if decision.action is not Action.RETRY:
+            if self._cut_short(failure, tries):  # the deadline ended it, not the server: say what kept us
+                raise deadline_error(self.settings.timeout, tries.before)
             if ends_run(failure.exit_code):
                 self.throttle.cancel()
             spent = time.monotonic() - tries.started
-            raise _stop_error(failure, decision.gave_up, tries.attempts, spent, decision.note)
+            raise stop_error(failure, decision.gave_up, tries.attempts, spent, decision.note)
         return False
+
+    def _cut_short(self, failure: Failure, tries: _Tries) -> bool:
+        """A timeout of an attempt started with only a sliver of the deadline left, after another failure
+        (a quota wait took the rest): that failure is what kept the picture from being made."""
+        sliver = tries.allotted < CUT_SHORT * self.settings.timeout
+        return failure.kind is Kind.TIMEOUT and tries.before is not None and sliver
 
     def _wait(
         self,
@@ -374,23 +390,3 @@ class Generator:
         if not said:
             self.warn(note)
         return True
-
-
-def _stop_error(failure: Failure, gave_up: bool, attempts: int, spent: float, note: str = "") -> ServerError:
-    detail = failure.detail
-    if gave_up:
-        detail += f" (still failing after {attempts} attempt(s) in {spent:.0f} s)"
-    if note:
-        detail += f"; {note}"
-    return ServerError(detail, failure.fix, failure.exit_code)
-
-
-def _deadline_error(timeout: float, last: Failure | None) -> ServerError:
-    after = f"; last problem: {last.detail}" if last else ""
-    if last is not None and last.kind in (Kind.RATE_LIMIT, Kind.CAPACITY, Kind.MODEL):
-        return ServerError(f"no picture within --timeout {timeout:.0f} s{after}", last.fix, ExitCode.QUOTA)
-    return ServerError(
-        f"no picture within --timeout {timeout:.0f} s{after}",
-        "the server is slow (4K can take minutes): raise --timeout",
-        ExitCode.DEADLINE,
-    )

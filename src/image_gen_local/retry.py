@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
+from .errors import ExitCode, ServerError
 from .failures import Failure, Kind
 
 # A wait the server states (Retry-After, retryDelay) is honoured within these bounds: "0", negative or "0s"
@@ -170,3 +171,25 @@ def decide(
 
 def _seconds(value: float) -> str:
     return f"{value:.0f} s" if value < 1e6 else f"{value:.3g} s"
+
+
+def stop_error(failure: Failure, gave_up: bool, attempts: int, spent: float, note: str = "") -> ServerError:
+    """The error a picture ends with when the decision is to stop: the failure's words, fix and exit code."""
+    detail = failure.detail
+    if gave_up:
+        detail += f" (still failing after {attempts} attempt(s) in {spent:.0f} s)"
+    if note:
+        detail += f"; {note}"
+    return ServerError(detail, failure.fix, failure.exit_code)
+
+
+def deadline_error(timeout: float, last: Failure | None) -> ServerError:
+    """No picture within --timeout: a quota that was still failing says so (exit 5), else exit 8."""
+    after = f"; last problem: {last.detail}" if last else ""
+    if last is not None and last.kind in (Kind.RATE_LIMIT, Kind.CAPACITY, Kind.MODEL):
+        return ServerError(f"no picture within --timeout {timeout:.0f} s{after}", last.fix, ExitCode.QUOTA)
+    return ServerError(
+        f"no picture within --timeout {timeout:.0f} s{after}",
+        "the server is slow (4K can take minutes): raise --timeout",
+        ExitCode.DEADLINE,
+    )

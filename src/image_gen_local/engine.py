@@ -41,7 +41,7 @@ from .retry import (
     stop_error,
 )
 from .servers import Discovery, ServerCache, check_model, other_tier
-from .throttle import Throttle
+from .throttle import Cancelled, Throttle
 from .upstream import CLIPROXYAPI, EMULATOR_HEADER, SYNTHETIC_NOTE, UNKNOWN
 
 if TYPE_CHECKING:
@@ -205,6 +205,8 @@ class Generator:
                     self.throttle.release(slot, Verdict.HEALTHY, seconds=waited)
                     held = False
                     return self._deliver(outcome, call, tries, prepared, index, deadline)
+                if self.throttle.interrupted:  # `abort` shut the socket: nothing broke, nothing retries
+                    raise Cancelled
                 failure = outcome
                 # Refused for too many in flight: fewer at once (the throttle), and this picture waits
                 # only for a free slot; it does not count towards the backoff of real failures.

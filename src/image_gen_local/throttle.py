@@ -227,6 +227,12 @@ class Throttle:
             self._cancelled = True
             self._cond.notify_all()
 
+    @property
+    def interrupted(self) -> bool:
+        """The user (Ctrl-C, SIGTERM) or an MCP client (a cancelled call) stopped the run."""
+        with self._cond:
+            return self._interrupted
+
     def interrupt(self) -> None:
         """Ctrl-C or SIGTERM: like cancel, and no new file may be started either (see `saving`)."""
         with self._cond:

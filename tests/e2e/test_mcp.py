@@ -252,9 +252,14 @@ def test_an_unreachable_server_is_a_tool_error_naming_the_fix(out_dir):
 
 def test_a_cancelled_call_stops_its_request_and_leaves_nothing(make_emulator, out_dir):
     emu = make_emulator(faults="slow:60")  # the first picture would take a minute; the next are quick
+    log = out_dir.parent / "server.log"
 
     async def scenario() -> None:
-        async with stdio(server_env(emu.base_url, out_dir), "--concurrency", "1") as client:
+        with log.open("w") as errlog:
+            await cancel_then_make(errlog)
+
+    async def cancel_then_make(errlog: Any) -> None:
+        async with stdio(server_env(emu.base_url, out_dir), "--concurrency", "1", errlog=errlog) as client:
             progress = Progress()
             async with anyio.create_task_group() as group:
 
@@ -274,6 +279,8 @@ def test_a_cancelled_call_stops_its_request_and_leaves_nothing(make_emulator, ou
             assert files_in(out_dir) == [Path(made["path"])]  # nothing of the cancelled call, not even a temp
 
     run(scenario)
+    said = log.read_text()
+    assert "broke" not in said and "retrying" not in said, said  # a cancel is not a broken connection
 
 
 def test_calls_at_once_share_one_throttle(make_emulator, out_dir):

@@ -320,14 +320,15 @@ class Emulator:
 def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8045) -> None:
     """Blocking; prints to stderr: 'image-gen-local emulator on http://HOST:PORT/v1 — pictures are SYNTHETIC
     (no model is called); Ctrl-C to stop'. Ctrl-C stops cleanly (no traceback)."""
-    emulator = Emulator(config, host, port).start()
-    print(
-        f"image-gen-local emulator on {emulator.base_url} — pictures are SYNTHETIC (no model is called); "
-        "Ctrl-C to stop",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
+    emulator = Emulator(config, host, port)
+    try:  # from the start: a Ctrl-C while the banner is written stops it as cleanly as one later
+        emulator.start()
+        print(
+            f"image-gen-local emulator on {emulator.base_url} — pictures are SYNTHETIC (no model is called); "
+            "Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -201,6 +201,28 @@ def test_a_picture_opens_with_its_recipe_and_copy_buttons(gallery, browser, pict
     assert page.locator("#detail[open]").count() == 0 and errors == []
 
 
+def test_details_that_arrive_late_never_replace_those_of_the_picture_opened_since(gallery, browser):
+    page, errors = open_page(browser, gallery.url(), [])
+    page.wait_for_selector(".card")
+    first, second = card_ids(page)[1:3]
+    held: list = []
+    page.route(f"**/api/picture/{first}?*", lambda route: held.append(route))  # held back
+    page.locator(".card").nth(1).click()
+    page.wait_for_selector("#detail[open]")
+    for _ in range(100):  # bounded: until the page has asked for the first picture's details
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    page.click("#close")
+    page.locator(".card").nth(2).click()
+    until(page, f"document.getElementById('detail-lines').textContent.includes('picture {second - 1}:')")
+    held[0].continue_()  # the first picture's details arrive now, late
+    page.wait_for_timeout(500)
+    assert f"picture {second - 1}:" in page.text_content("#detail-lines")
+    assert f"picture {first - 1}:" not in page.text_content("#detail-lines") and errors == []
+
+
 def test_a_missing_picture_and_a_hostile_prompt_are_shown_safely(gallery, browser):
     page, errors = open_page(browser, gallery.url(), [])
     page.wait_for_selector(".card")

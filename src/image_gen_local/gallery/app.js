@@ -7,7 +7,7 @@ const PAGE = 60;
 const token = new URLSearchParams(location.search).get("t") || "";
 const exported = window.GALLERY_DATA !== undefined;
 const $ = (id) => document.getElementById(id);
-const state = { words: "", next: null, loading: false, generation: 0 };
+const state = { words: "", next: null, loading: false, generation: 0, opened: 0 };
 
 function withToken(path) {
   return path + (path.includes("?") ? "&" : "?") + "t=" + encodeURIComponent(token);
@@ -117,8 +117,16 @@ async function openDetail(picture) {
   $("detail-missing").hidden = true;
   $("detail-command").textContent = "";
   $("detail-lines").replaceChildren();
-  dialog.showModal();
-  const full = await fetchDetail(picture);
+  if (!dialog.open) dialog.showModal();
+  const opened = ++state.opened;
+  let full;
+  try {
+    full = await fetchDetail(picture);
+  } catch (error) {
+    if (opened === state.opened) $("detail-command").textContent = String(error.message || error);
+    return;
+  }
+  if (opened !== state.opened) return; // another picture was opened meanwhile: its details win
   $("detail-missing").hidden = full.exists;
   if (full.exists && full.full) {
     img.src = full.full;

@@ -398,6 +398,9 @@ def test_exported_addresses_lead_to_the_pictures_whatever_their_names(pictures, 
             parts = urlsplit(urljoin(index, address))
             assert not parts.fragment and not parts.query, address
             assert Path(unquote(parts.path)).is_file(), address
+        assert not Path(card["path"]).is_absolute() and str(tmp_path) not in data  # no path of this machine
+        if card["full"]:
+            assert (target / card["path"]).is_file()
     assert shown[0]["full"].startswith(f"pictures/{shown[0]['id']}-a%23b%3Fc%2050%25")
     (tmp_path / "a-file").write_text("mine")
     run = cli("gallery", "--export", str(tmp_path / "a-file"))

@@ -69,6 +69,7 @@ def _build(
     shown: list[dict[str, object]] = []
     for entry in _entries(history, words, limit):
         thumb = full = ""
+        path = entry.path.name  # the folder may be moved or shared: no path of this machine goes into it
         if entry.exists:
             data = thumbs.thumbnail(entry.path, cache)
             if data is not None:
@@ -77,7 +78,8 @@ def _build(
             name = f"{entry.id}-{entry.path.name}"
             if _place(entry.path, root / "pictures" / name):
                 full = "pictures/" + quote(name)  # an address: `a#b.png` is not the fragment `b.png`
-        shown.append(cards.detail(entry, _fixed(thumb, full)))
+                path = f"pictures/{name}"  # where it is in the export: what "copy path" copies there
+        shown.append({**cards.detail(entry, _fixed(thumb, full)), "path": path})
         if len(shown) % 100 == 0:
             say(f"{len(shown)} pictures exported...")
     document = {"pictures": shown, "total": len(shown)}

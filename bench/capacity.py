@@ -31,8 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 from common import Child, batch_cmd, client_env, publish, spawn, startup, teller
-from image_gen_local.batch import DEFAULT_CEILING
 from image_gen_local.emulator import Emulator, EmulatorConfig
+from image_gen_local.limiter import DEFAULT_CEILING, MAX_CEILING
 
 TITLE = "Capacity: last results"
 say = teller("capacity")
@@ -119,7 +119,7 @@ def cells(tmp: Path, latency: float, boot: float, quick: bool) -> list[Cell]:
     capacities = (1, 6) if quick else (1, 3, 6, 12)
     for server, extra in SERVERS.items():
         for capacity in capacities:
-            for ceiling in (DEFAULT_CEILING, 16):
+            for ceiling in (DEFAULT_CEILING, MAX_CEILING):
                 jobs = 8 * capacity
                 ideal = math.ceil(jobs / min(capacity, ceiling)) * latency
                 flags = ("--concurrency", str(ceiling)) if ceiling != DEFAULT_CEILING else ()

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .batch import DEFAULT_CEILING, run_request
+from .batch import run_request
 from .config import Settings
 from .engine import Generator
+from .limiter import DEFAULT_CEILING
 from .request import Result, prepare, usage_request
 from .throttle import Throttle
 

@@ -22,6 +22,7 @@ from . import files
 from .engine import Generator
 from .errors import ExitCode, ImageGenError
 from .jobs import JobSpec
+from .limiter import DEFAULT_CEILING
 from .manifest import Manifest
 from .progress import HEARTBEAT_SECONDS, Heartbeat
 from .request import Prepared, Result, SavedImage
@@ -47,9 +48,6 @@ SERVER_UNUSABLE = {ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.OUTPUT}
 # With -n, these also stop the other pictures of the command: the server is unusable, the one deadline is
 # over, or the input pictures they all share are refused.
 STOP_ALL = {*SERVER_UNUSABLE, ExitCode.DEADLINE, ExitCode.BAD_INPUT}
-
-
-DEFAULT_CEILING = 8  # --concurrency: the most in flight; the throttle finds what the server takes below it
 
 
 @dataclass

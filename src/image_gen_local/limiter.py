@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from statistics import fmean
 
+DEFAULT_CEILING = 8  # --concurrency: the most in flight; the limit is learned below it
+MAX_CEILING = 16  # the highest --concurrency accepted
 START = 2  # requests in flight before anything is known
 BLIND_LIMIT = 6  # growth before any answer stops here: a queueing server cannot be told from a fast one
 ACCEPTED_AFTER = 0.1  # a request unanswered this long was accepted (refusals come at once)

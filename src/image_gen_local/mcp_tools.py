@@ -24,6 +24,7 @@ from . import __version__
 from .config import Settings, cache_dir
 from .errors import ExitCode, ImageGenError, InputImageError, UsageError
 from .files import TEMP_PREFIX
+from .limiter import DEFAULT_CEILING
 from .request import MAX_COUNT, Prepared, Result, prepare, usage_request
 from .throttle import Throttle
 
@@ -98,7 +99,7 @@ class Service:
 
     settings: Settings
     env: Mapping[str, str]
-    concurrency: int = 2
+    concurrency: int = DEFAULT_CEILING  # a ceiling: the throttle learns the server's capacity below it
     log: Callable[[str], None] = lambda _line: None
     cwd: Path = field(default_factory=Path.cwd)
     throttle: Throttle = field(init=False)

@@ -7,7 +7,6 @@ spill out of an unquoted prompt are shown quoted back, a misspelt option gets "d
 from __future__ import annotations
 
 import argparse
-import difflib
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
@@ -37,6 +36,8 @@ class Parser(argparse.ArgumentParser):
     def _unrecognized(self, parsed: argparse.Namespace, extras: list[str]) -> UsageError:
         options = [o for o in extras if o.startswith("-") and o != "-"]
         if options:
+            import difflib  # only for a mistyped option
+
             known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
             near = difflib.get_close_matches(options[0].split("=", 1)[0], known, n=1, cutoff=0.6)
             hint = f"did you mean {near[0]}?" if near else f"see `{self.prog} --help`"

@@ -10,18 +10,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..batch import DEFAULT_CEILING, BatchOptions, Job, NotAttempted
+from ..batch import BatchOptions, Job, NotAttempted
 from ..batchfile import BatchRun, run_batch
 from ..config import cache_dir
 from ..errors import OutputError, UsageError
 from ..jobs import parse_rate
+from ..limiter import DEFAULT_CEILING, MAX_CEILING
 from ..progress import BatchProgress
 from ..request import MAX_COUNT, SavedImage
 from ..servers import ServerCache
 from .args import Parser, connection_options, history_option, picture_options, settings_from, whole
 from .console import Console, Terminated, marker
 
-MAX_CONCURRENCY = 16
 MAX_LINE_CHARS = 1_000_000  # a job line: a prompt (32 000 characters at most) and its options, with room
 MAX_RETRIES = 1000
 # Jobs piped in are spooled to a temporary file (often a RAM-backed /tmp): at most this many characters,
@@ -178,7 +178,7 @@ def _options(args: argparse.Namespace) -> BatchOptions:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return BatchOptions(
-        concurrency=whole(args.concurrency, "--concurrency", 1, MAX_CONCURRENCY) or 1,
+        concurrency=whole(args.concurrency, "--concurrency", 1, MAX_CEILING) or 1,
         per_minute=per_minute,
         fail_fast=args.fail_fast,
         max_retries=whole(args.retries, "--retries", 0, MAX_RETRIES),

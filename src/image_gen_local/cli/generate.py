@@ -6,7 +6,6 @@ Prints one marker line per saved picture, or one JSON document with --json / --d
 from __future__ import annotations
 
 import argparse
-import difflib
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -110,6 +109,8 @@ def refuse_command_typo(prompt: str, prog: str, commands: Sequence[str]) -> None
     word = prompt.strip()
     if not word or any(ch.isspace() for ch in word):
         return
+    import difflib  # only for one-word prompts: every other run skips its import
+
     near = difflib.get_close_matches(word.lower(), [*commands, *RESERVED], n=1, cutoff=0.8)
     if near:
         exists = near[0] in commands
@@ -146,8 +147,9 @@ def make(
     env: Mapping[str, str],
 ) -> int:
     """Prepare, then make the request's pictures (or show them with --dry-run); print what was saved."""
-    from ..batch import DEFAULT_CEILING, run_request
+    from ..batch import run_request
     from ..engine import Generator
+    from ..limiter import DEFAULT_CEILING
     from ..request import prepare
     from ..servers import ServerCache
     from ..throttle import Throttle

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 
 from ..errors import ExitCode, ImageGenError
+from ..limiter import DEFAULT_CEILING, MAX_CEILING
 from .args import Parser, connection_options, settings_from, whole
 from .console import Console
 
@@ -30,7 +31,12 @@ def run_mcp(argv: Sequence[str], console: Console, env: Mapping[str, str]) -> in
     parser.add_argument(
         "--token", help=f"bearer token HTTP clients must send (env {TOKEN_ENV}; default: a new one)"
     )
-    parser.add_argument("--concurrency", metavar="N", help="requests at once over every call (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        metavar="N",
+        help=f"the most requests at once over every call (default {DEFAULT_CEILING}); below it, how many "
+        "the server takes is found",
+    )
     parser.add_argument(
         "--progress-every", metavar="S", help="seconds between progress notifications (default 5)"
     )
@@ -40,7 +46,7 @@ def run_mcp(argv: Sequence[str], console: Console, env: Mapping[str, str]) -> in
     settings = settings_from(args, env)
     console.hide(settings.api_key)
     port = whole(args.port, "--port", 0, 65535)
-    concurrency = whole(args.concurrency, "--concurrency", 1, 16) or 2
+    concurrency = whole(args.concurrency, "--concurrency", 1, MAX_CEILING) or DEFAULT_CEILING
     every = whole(args.progress_every, "--progress-every", 1, 60)
     token = args.token or env.get(TOKEN_ENV) or ""
     try:

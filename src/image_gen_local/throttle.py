@@ -86,10 +86,6 @@ class Throttle:
         return self._gate.ceiling
 
     @property
-    def concurrency(self) -> int:
-        return self._gate.ceiling
-
-    @property
     def state(self) -> limiter.Limit:
         return self._gate.state
 
@@ -102,16 +98,8 @@ class Throttle:
         return self._gate.interval
 
     @property
-    def clock(self) -> Callable[[], float]:
-        return self._gate.clock
-
-    @property
     def active(self) -> int:
         return self._gate.active
-
-    @property
-    def peak(self) -> int:
-        return self._gate.peak
 
     @property
     def paused_until(self) -> float:

@@ -14,8 +14,11 @@ from image_gen_local.batch import run_request
 from image_gen_local.config import Settings
 from image_gen_local.emulator import Reply
 from image_gen_local.engine import Generator
+from image_gen_local.errors import ExitCode, ServerError
 from image_gen_local.geometry import parse_ratio
 from image_gen_local.request import ImageRequest, prepare
+from image_gen_local.retry import RetryPolicy
+from image_gen_local.throttle import Throttle
 
 
 def gen(emu, out_dir, *args):
@@ -450,5 +453,19 @@ def test_a_generator_works_again_after_a_run_that_stopped(emulator, out_dir):
         assert first.exit_code == 4
         second = run_request(generator, prepare(ImageRequest("second"), settings), heartbeat=0)
         assert second.exit_code == 0 and len(second.images) == 1
+    finally:
+        generator.close()
+
+
+def test_an_overload_that_ends_a_picture_is_still_heard_by_the_limit(emulator, out_dir):
+    settings = Settings(base_url=emulator.base_url, output_dir=out_dir)
+    throttle = Throttle(4)
+    generator = Generator(settings, warn=print, policy=RetryPolicy(max_retries=0), throttle=throttle)
+    try:
+        emulator.script("429-exhausted")
+        with pytest.raises(ServerError) as stopped:
+            generator.picture(prepare(ImageRequest("refused"), settings), 0, None)
+        assert stopped.value.exit_code == ExitCode.QUOTA  # --retries 0: no second try
+        assert throttle.decreases == 1 and throttle.limit == 1  # yet the next request waits for fewer
     finally:
         generator.close()

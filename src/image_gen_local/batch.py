@@ -158,7 +158,7 @@ class _Run:
 
     def _picture(self, job: Job, index: int) -> None:
         assert job.prepared is not None
-        deadline = self.options.deadline or time.monotonic() + self.generator.settings.timeout
+        deadline = self.options.deadline  # None: --timeout per picture, from its first request
         try:
             name = job.spec.label() if job.spec is not None else ""
             saved = self.generator.picture(job.prepared, index, deadline, self.status, self.ends_run, name)

@@ -41,7 +41,7 @@ from .retry import (
     stop_error,
 )
 from .servers import Discovery, ServerCache, check_model, other_tier
-from .throttle import Cancelled, Throttle
+from .throttle import Cancelled, Slot, Throttle
 from .upstream import CLIPROXYAPI, EMULATOR_HEADER, SYNTHETIC_NOTE, UNKNOWN
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class _Tries:
     last: Failure | None = None
     before: Failure | None = None  # the failure before `last`
     allotted: float = 0.0  # seconds the latest attempt was given
+    hold_all: bool = False  # the latest failure was a refusal with nothing else of ours in flight
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -172,31 +173,35 @@ class Generator:
         self,
         prepared: Prepared,
         index: int,
-        deadline: float,
+        deadline: float | None,
         status: Callable[[str], None] = _quiet,
         ends_run: Callable[[ExitCode], bool] = _never,
         name: str = "",
     ) -> SavedImage:
         """One picture: ask, retry inside the deadline, switch route or model when told, verify, save.
+        `deadline` None: --timeout from when the picture first gets a slot (a batch's pictures do not
+        spend their time waiting behind each other).
 
         Each attempt holds one throttle slot. It is given back as soon as a verified picture is in (the
         server gets its next request while this one is saved); on a failure only once the failure is
         judged, so a failure that `ends_run` cancels the throttle before any other request can start.
         """
-        kind = self.server.kind(deadline)
+        kind = self.server.kind(time.monotonic() + self.settings.timeout if deadline is None else deadline)
         self.check_model()
         label = f"{name + ', ' if name else ''}picture {index + 1} of {prepared.request.count}"
         tries = _Tries(kind, self.routes(kind, self.model, bool(prepared.inputs)), label, time.monotonic())
         if self._model_note:
             tries.warnings.append(self._model_note)
+        first, deadline = self._turn(deadline, prepared.plan.tier)
+        tries.started = time.monotonic()  # the picture's seconds count from its first request
         while True:
-            slot = self.throttle.acquire(deadline, prepared.plan.tier)
+            slot, first = first or self.throttle.acquire(deadline, prepared.plan.tier), None
             if slot is None:
                 raise deadline_error(self.settings.timeout, tries.last)
             model = self.model  # other workers may switch it meanwhile; this attempt keeps its own
-            self._relearn(tries, model, prepared, deadline)
             held, verdict, too_many, event = True, Verdict.OTHER, False, 0.0
             try:
+                self._relearn(tries, model, prepared, deadline)
                 call = protocol.build_call(
                     tries.route, tries.kind, prepared.prompt, model, prepared.plan, prepared.inputs
                 )
@@ -209,10 +214,10 @@ class Generator:
                     raise Cancelled
                 failure = outcome
                 # Refused for too many in flight: fewer at once (the throttle), and this picture waits
-                # only for a free slot; it does not count towards the backoff of real failures.
+                # only for a free slot; it does not count towards --retries nor the backoff.
                 too_many = crowded(failure, self.throttle.load(slot))
                 decision = self._judge(failure, tries, too_many, deadline)
-                verdict = Verdict.OVERLOADED if decision.slow_down else Verdict.OTHER
+                verdict = Verdict.OVERLOADED if overloaded(failure) else Verdict.OTHER
                 event = decision.wait
                 if self._follow(decision, failure, call, model, tries, deadline, ends_run):
                     continue
@@ -220,6 +225,14 @@ class Generator:
                 if held:
                     self.throttle.release(slot, verdict, crowded=too_many, wait=event)
             self._wait(decision, failure, too_many, tries, status)
+
+    def _turn(self, deadline: float | None, key: str) -> tuple[Slot | None, float]:
+        """With no deadline yet: wait for the first slot (behind pictures already under way), and start the
+        --timeout clock then."""
+        if deadline is not None:
+            return None, deadline
+        slot = self.throttle.acquire(None, key)
+        return slot, time.monotonic() + self.settings.timeout
 
     def _relearn(self, tries: _Tries, model: str, prepared: Prepared, deadline: float) -> None:
         """The server's kind was learned again meanwhile: ask this kind the way it understands."""
@@ -265,16 +278,18 @@ class Generator:
         tries.before, tries.last = tries.last, failure
         tries.no_image += counts_as_no_image(failure)
         tries.crowded += too_many
+        counted = tries.attempts - tries.crowded  # refusals for too many in flight are our doing
         wait = rate_cap_wait(tries.starts, time.monotonic())
+        # Refused with nothing else of ours in flight and no wait stated: others' pictures (or an empty
+        # quota) hold every place, so none of ours goes before this picture's wait is over.
+        tries.hold_all = overloaded(failure) and failure.retry_after is None and not too_many
         if not too_many:
-            pause = backoff(self.policy, failure, tries.attempts - tries.crowded, self.rng)
-            busy = self.throttle.busy_wait() if overloaded(failure) else None
-            if busy is not None and failure.retry_after is None:  # others hold every place
-                pause = min(pause, busy)
-            wait = max(wait, pause)
+            pause = backoff(self.policy, failure, counted, self.rng)
+            busy = self.throttle.busy_wait() if tries.hold_all else None
+            wait = max(wait, pause if busy is None else min(pause, busy))
         return decide(
             failure,
-            attempts=tries.attempts,
+            attempts=counted,
             no_image=tries.no_image,
             wait=wait,
             time_left=deadline - time.monotonic(),
@@ -331,15 +346,16 @@ class Generator:
         status: Callable[[str], None],
     ) -> None:
         """Say why, then wait before the retry. A long wait the server states holds back every new
-        request; a short one (Google's usual "retry in 1.2 s") only this picture."""
+        request, and so does a refusal with nothing else of ours in flight (the others would only be
+        refused too); a short stated one (Google's usual "retry in 1.2 s") holds only this picture."""
         self.info(f"attempt {tries.attempts} failed: {failure.detail}")
         if too_many:
             self.info(f"{tries.label}: refused with others in flight; retrying with fewer at once")
         else:
             self.warn(f"{failure.detail}; retrying in {decision.wait:.1f} s")
         status(f"{tries.label}: waiting {decision.wait:.0f} s to retry")
-        if decision.pause_all:
-            self.throttle.pause(decision.wait)
+        if decision.pause_all or tries.hold_all:
+            self.throttle.pause(decision.wait, stated=decision.pause_all)
         elif decision.wait > 0:  # a pause for all is enforced by the throttle
             self.throttle.sleep(decision.wait)
 

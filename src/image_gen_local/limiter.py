@@ -13,11 +13,18 @@ gives (README, "How many at once", says what was borrowed from whom and why):
 - **A refusal while others of ours were in flight** means too many at once: the limit becomes the number
   that was in flight without it. Sharper than TCP's halving because the server answers at once, so the
   count is exact. The refused picture waits only for a free slot, not a backoff.
-- **The knee from latency** (TCP Vegas, Netflix's Gradient2, Envoy's gradient controller): answers are
-  compared with the fastest one of their kind; when a round of them is on average KNEE times slower, the
-  server queues, and Little's law says it serves about in_flight / slowdown at once. Each step down is
-  checked: if answers stay as slow with fewer in flight, it was the server's own pace, not a queue, and
-  the step is undone.
+- **The knee from latency** (TCP Vegas, Netflix's Gradient2, Envoy's gradient controller): each answer is
+  compared with the server's pace for its kind at clearly lower loads: the mean of the answers to
+  requests sent with at most 1/KNEE as many of ours in flight, once every request sent at such a load is
+  back (the first answers back are the fastest of those sent). Not with the fastest answer ever: real
+  servers take 10 s for one picture and 30 s for the next, and against the fastest every round of an
+  uneven server looks queued. Not with answers at the same load either: a queue there would be in them.
+  By Little's law a server that serves K at once answers KNEE times slower at load n only if K <= n/KNEE,
+  so when a round of answers is KNEE times slower than that pace, and slower than the pace's own spread
+  explains for a round that size (SPREAD_Z standard errors), the server queues and serves about
+  in_flight / slowdown at once. Each such step down is checked on the next round: unless its answers
+  came clearly faster (CHECK_Z standard errors of both rounds), the slow round was chance, and everything
+  is put back as it was before the step.
 - **Probing** (TCP's congestion avoidance): once the server pushed back, one more after PROBE_AFTER rounds
   of healthy answers at full use (a knee from latency is an estimate), or EXACT_PROBE_AFTER rounds when a
   refusal counted the capacity exactly (a probe there costs a refused request and finds more only once the
@@ -36,21 +43,24 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from statistics import fmean
+from statistics import fmean, pvariance
 
 DEFAULT_CEILING = 8  # --concurrency: the most in flight; the limit is learned below it
 MAX_CEILING = 16  # the highest --concurrency accepted
 START = 2  # requests in flight before anything is known
 BLIND_LIMIT = 6  # growth before any answer stops here: a queueing server cannot be told from a fast one
 ACCEPTED_AFTER = 0.1  # a request unanswered this long was accepted (refusals come at once)
-KNEE = 1.3  # answers this much slower than the fastest of their kind mean a queue
+KNEE = 1.3  # answers this much slower than at lower loads mean a queue
 MIN_QUEUE_DELAY = 0.1  # ... and at least this many seconds slower: a queue of pictures adds more
-UNDO_UNLESS = 0.85  # after a knee step, answers must get this much faster, or it was no queue
 PROBE_AFTER = 3  # rounds of healthy answers at full use before one more is tried
 EXACT_PROBE_AFTER = 8  # ... after a refusal counted the capacity exactly
 MAX_PROBE_AFTER = 16
 RECOVERY_TRIES = 4  # refused probes in a row below the most ever taken before that is forgotten
 ROUND_MIN, ROUND_MAX = 3, 8  # answers judged together for the knee
+PACE_MEMORY = 32  # answers per kind and load that the pace remembers (older ones weigh less and less)
+SPREAD_Z = 4.0  # a round is a queue only when this many standard errors slower than the pace
+CHECK_Z = 2.0  # after a step down, the next round must be this many standard errors faster, or it is undone
+MIN_SPREAD = 0.2  # pictures take at least this much longer or shorter than the mean by themselves
 
 
 class Verdict(str, Enum):
@@ -72,6 +82,25 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """One healthy answer of a round, with what it is judged against."""
+
+    seconds: float
+    sent_with: int
+    key: str = ""
+    pace: float | None = None  # mean seconds of its kind at clearly lower loads; None while unknown
+    spread: float = 0.0  # their coefficient of variation
+
+    @property
+    def slowdown(self) -> float:
+        return self.seconds / self.pace if self.pace else 1.0
+
+    @property
+    def extra(self) -> float:
+        return self.seconds - self.pace if self.pace else 0.0
+
+
+@dataclass(frozen=True)
 class Limit:
     ceiling: int
     value: int
@@ -83,8 +112,11 @@ class Limit:
     probe_after: int = PROBE_AFTER  # rounds
     calm: int = 0  # healthy answers at full use since the last change
     base: Mapping[str, float] = field(default_factory=dict)  # fastest healthy answer per kind
-    window: tuple[tuple[float, int, float], ...] = ()  # the last round: (slowdown, sent_with, extra s)
-    checking: tuple[int, float] | None = None  # after a knee step: (limit before, slowdown then)
+    # (kind, ours in flight when sent) -> (answers, mean seconds, sum of squared deviations)
+    pace: Mapping[tuple[str, int], tuple[int, float, float]] = field(default_factory=dict)
+    window: tuple[Sample, ...] = ()  # the answers of the round under way
+    # After a knee step: the state before it, and that round's mean seconds and their squared std. error.
+    checking: tuple[Limit, float, float] | None = None
     quiet_until: float = 0.0  # the current uncrowded overload event lasts until then
     since: float = float("-inf")  # when the limit last went down: answers to earlier requests are stale
     why: str = "starting low"
@@ -123,10 +155,11 @@ def blind_step(limit: Limit, in_flight: int, newest_age: float) -> Limit:
     return replace(limit, value=limit.value + 1, why=f"{limit.value} accepted at once")
 
 
-def answered(limit: Limit, answer: Answer, now: float) -> Limit:
-    """The limit after `answer` arrived at `now`."""
+def answered(limit: Limit, answer: Answer, now: float, pending: Mapping[int, int] | None = None) -> Limit:
+    """The limit after `answer` arrived at `now`; `pending`: how many of ours are still in flight, by how
+    many were in flight when each was sent."""
     if answer.verdict is Verdict.HEALTHY:
-        return _healthy(limit, answer, now)
+        return _healthy(limit, answer, now, pending or {})
     if answer.verdict is Verdict.OVERLOADED:
         return _crowded(limit, answer, now) if answer.crowded else _overloaded(limit, answer, now)
     return limit
@@ -168,23 +201,57 @@ def _settle(limit: Limit, value: int, why: str, now: float) -> Limit:
     )  # fmt: skip
 
 
-def _healthy(limit: Limit, answer: Answer, now: float) -> Limit:
-    base = dict(limit.base)
-    fastest = base.get(answer.key)
-    if answer.seconds > 0 and (fastest is None or answer.seconds < fastest):
-        base[answer.key] = answer.seconds
-    slowdown = answer.seconds / fastest if fastest else 1.0
-    limit = replace(limit, base=base)
+def _pace(limit: Limit, key: str, load: int, pending: Mapping[int, int]) -> tuple[float | None, float]:
+    """Mean seconds of answers of kind `key` sent with at most load / KNEE of ours in flight (where a
+    queue would have been visible: by Little's law, answers at `load` are KNEE times slower only if the
+    server serves fewer than that), and their coefficient of variation; None while fewer than ROUND_MIN.
+    Only loads with nothing `pending`: the first answers back are the fastest of those sent, and a pace
+    made of them alone would make every later round look slow."""
+    stats = [
+        v
+        for (kind, sent_with), v in limit.pace.items()
+        if kind == key and sent_with * KNEE <= load and not pending.get(sent_with)
+    ]
+    count = sum(n for n, _, _ in stats)
+    if count < ROUND_MIN:
+        return None, 0.0
+    mean = sum(n * m for n, m, _ in stats) / count
+    variance = sum(m2 + n * (m - mean) ** 2 for n, m, m2 in stats) / count
+    return mean, max(MIN_SPREAD, math.sqrt(variance) / mean)
+
+
+def _paced(limit: Limit, answer: Answer) -> Limit:
+    """The fastest answer of its kind, and its place in the pace (Welford's running mean and variance,
+    its count capped so that the pace follows a server that gets slower or faster)."""
+    fastest = min(answer.seconds, limit.base.get(answer.key, math.inf))
+    slot = (answer.key, answer.sent_with)
+    count, mean, m2 = limit.pace.get(slot, (0, 0.0, 0.0))
+    if count >= PACE_MEMORY:
+        count, m2 = count - 1, m2 * (count - 1) / count
+    count += 1
+    delta = answer.seconds - mean
+    mean += delta / count
+    m2 += delta * (answer.seconds - mean)
+    pace = {**limit.pace, slot: (count, mean, m2)}
+    return replace(limit, base={**limit.base, answer.key: fastest}, pace=pace)
+
+
+def _healthy(limit: Limit, answer: Answer, now: float, pending: Mapping[int, int]) -> Limit:
+    pace = _pace(limit, answer.key, answer.sent_with, pending)
+    sample = Sample(answer.seconds, answer.sent_with, answer.key, *pace)
+    if answer.seconds > 0:
+        limit = _paced(limit, answer)  # every answer tells the pace at its load, even a stale one
     if now - answer.seconds <= limit.since or now < limit.quiet_until:
         return limit  # sent before the last change (it shows the old load), or an overload is not over
-    extra = answer.seconds - fastest if fastest else 0.0
-    window = (*limit.window, (slowdown, answer.sent_with, extra))[-_round(limit.value) :]
+    window = (*limit.window, sample)[-_round(limit.value) :]
     limit = replace(limit, window=window)
     if len(window) >= _round(limit.value):
         judged = _judge_round(limit, now)
-        if judged is not limit:
+        if judged.value != limit.value:
             return judged
-    if slowdown >= KNEE or answer.sent_with * 2 < limit.value:
+        limit = judged
+    slow = sample.slowdown >= KNEE and sample.extra >= MIN_QUEUE_DELAY
+    if slow or answer.sent_with * 2 < limit.value:
         return limit  # a slow answer never makes room for more, nor one while little is used
     if not limit.probing:
         return _grow(limit)
@@ -214,28 +281,41 @@ def _round(value: int) -> int:
 
 
 def _judge_round(limit: Limit, now: float) -> Limit:
-    """A full round of answers since the last change: a queue, a step that did not help, or a probe taken."""
-    slowdown = fmean(s for s, _, _ in limit.window)
-    in_flight = fmean(n for _, n, _ in limit.window)
-    if fmean(e for _, _, e in limit.window) < MIN_QUEUE_DELAY:
+    """A full round of answers since the last change: a queue, a step down that did not help, or a probe
+    taken."""
+    window = limit.window
+    limit = replace(limit, window=())
+    slowdown = fmean(sample.slowdown for sample in window)
+    if fmean(sample.extra for sample in window) < MIN_QUEUE_DELAY:
         slowdown = 1.0  # a few milliseconds more is our own machine or the network, not a queue
+    # An uneven server's round is slower than its pace by chance now and then: a queue only when it is
+    # slower than the pace's spread explains for a round this size.
+    knee = max(KNEE, 1 + SPREAD_Z * fmean(sample.spread for sample in window) / math.sqrt(len(window)))
+    in_flight = fmean(sample.sent_with for sample in window)
+    seconds = [sample.seconds for sample in window]
+    mean, error = fmean(seconds), pvariance(seconds) / len(seconds)
     if limit.checking is not None:
-        before, then = limit.checking
-        if slowdown >= KNEE and slowdown > then * UNDO_UNLESS:
-            why = f"answers stayed {slowdown:.1f}x slower with fewer in flight: its own pace, not a queue"
-            base = {key: seconds * slowdown for key, seconds in limit.base.items()}
-            return replace(limit, value=before, base=base, checking=None, window=(), since=now, why=why)
+        before, then, then_error = limit.checking
+        if then - mean <= CHECK_Z * math.sqrt(then_error + error):  # no faster with fewer in flight
+            return _undo(limit, before, now)
         limit = replace(limit, checking=None)
-    if slowdown >= KNEE and in_flight >= 2:
+    if slowdown >= knee and in_flight >= 2:
         value = max(1, math.floor(in_flight / slowdown + 0.5))  # Little's law: what it serves at once
         if value < limit.value:
             why = f"answers {slowdown:.1f}x slower with {in_flight:.0f} in flight: it queues beyond ~{value}"
-            return replace(_settle(limit, value, why, now), checking=(limit.value, slowdown))
+            return replace(_settle(limit, value, why, now), checking=(limit, mean, error))
     elif limit.probing and limit.value > (limit.found or 0):
         why = f"{limit.value} at once answered fine: the server takes more than before"
         taken = replace(limit, probing=False, found=limit.value, high=max(limit.high, limit.value), missed=0)
-        return _grow(replace(taken, calm=0, window=()), why)
+        return _grow(replace(taken, calm=0), why)
     return limit
+
+
+def _undo(limit: Limit, before: Limit, now: float) -> Limit:
+    """Answers got no faster with fewer in flight: no queue, the server's own pace. Everything back as it
+    was before the step (the limit, what was found, slow start or probing)."""
+    why = "answers got no faster with fewer in flight: the server's own pace, not a queue"
+    return replace(before, base=limit.base, pace=limit.pace, window=(), since=now, why=why)
 
 
 def describe(limit: Limit, peak: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ class _Gate:
         self.pauses = 0  # distinct waits the server asked of everyone
         self.decreases = 0  # times the limit went down
         self.newest = 0.0  # when the latest request was admitted
+        self.under_way = 0  # waiters whose deadline runs (retries, -n): they go before first requests
+        self.pending: Counter[int] = Counter()  # requests in flight, by how many were in flight when sent
         self.next_start = 0.0
         self.cond = threading.Condition()
 
@@ -113,30 +116,47 @@ class Throttle:
     def decreases(self) -> int:
         return self._gate.decreases
 
-    def acquire(self, deadline: float, key: str = "") -> Slot | None:
-        """Wait for a slot; None if `deadline` (on this clock) comes first."""
+    def acquire(self, deadline: float | None, key: str = "") -> Slot | None:
+        """Wait for a slot; None if `deadline` (on this clock) comes first. A picture's first request, whose
+        --timeout starts only once it has a slot, passes None: it waits as long as it takes, behind every
+        picture already under way (those retry within their own deadlines)."""
         gate = self._gate
         said = ""
         with self._cond:
-            while True:
-                if self._cancelled:
-                    raise Cancelled
-                now = gate.clock()
-                said = self._change(limiter.blind_step(gate.state, gate.active, now - gate.newest)) or said
-                wait = max(gate.paused_until - now, gate.next_start - now, 0.0)
-                slot: Slot | None = None
-                if wait <= 0 and gate.active < gate.state.value:
-                    gate.active += 1
-                    gate.newest = now
-                    gate.next_start = now + gate.interval
-                    slot = Slot(gate.active, now, key)
-                if slot is not None or now >= deadline:
-                    break
-                blind = limiter.blind_wait(gate.state, gate.active, now - gate.newest)
-                nap = wait if wait > 0 else 1.0 if blind is None else max(blind, 0.001)
-                self._cond.wait(timeout=min(nap, deadline - now))
+            gate.under_way += deadline is not None
+            try:
+                while True:
+                    if self._cancelled:
+                        raise Cancelled
+                    now = gate.clock()
+                    grown = limiter.blind_step(gate.state, gate.active, now - gate.newest)
+                    said = self._change(grown) or said
+                    wait = max(gate.paused_until - now, gate.next_start - now, 0.0)
+                    slot = self._admit(now, key) if wait <= 0 and self._my_turn(deadline) else None
+                    if slot is not None or (deadline is not None and now >= deadline):
+                        break
+                    blind = limiter.blind_wait(gate.state, gate.active, now - gate.newest)
+                    nap = wait if wait > 0 else 1.0 if blind is None else max(blind, 0.001)
+                    self._cond.wait(timeout=nap if deadline is None else min(nap, deadline - now))
+            finally:
+                if deadline is not None:
+                    gate.under_way -= 1
+                    self._cond.notify_all()  # first requests may go, if it was the last under way
         self._tell(said)
         return slot
+
+    def _my_turn(self, deadline: float | None) -> bool:
+        """A slot is free, and no picture already under way waits for it (if this one starts only now)."""
+        gate = self._gate
+        return gate.active < gate.state.value and (deadline is not None or not gate.under_way)
+
+    def _admit(self, now: float, key: str) -> Slot:
+        gate = self._gate
+        gate.active += 1
+        gate.pending[gate.active] += 1
+        gate.newest = now
+        gate.next_start = now + gate.interval
+        return Slot(gate.active, now, key)
 
     def release(
         self,
@@ -154,19 +174,20 @@ class Throttle:
         with self._cond:
             now = gate.clock()
             gate.active -= 1
+            gate.pending[slot.sent_with] -= 1
             if verdict is Verdict.HEALTHY:
                 gate.peak = max(gate.peak, slot.sent_with)
             load = max(slot.sent_with, gate.active + 1) if crowded else slot.sent_with
             took = now - slot.started if seconds is None else seconds
             answer = Answer(verdict, load, took, slot.key, crowded, wait)
-            said = self._change(limiter.answered(gate.state, answer, now))
+            said = self._change(limiter.answered(gate.state, answer, now, gate.pending))
             self._cond.notify_all()
         self._tell(said)
 
     def busy_wait(self) -> float | None:
-        """How long to wait after a refusal with nothing else of ours in flight, on a server known to
-        refuse at once (it is busy with others' pictures, and one of them ends within about the time our
-        fastest took); None when nothing is known, and the retry policy's backoff applies."""
+        """How long every request of ours waits after a refusal with nothing else of ours in flight, on a
+        server known to refuse at once (it is busy with others' pictures, and one of them ends within about
+        the time our fastest took); None when nothing is known, and the retry policy's backoff applies."""
         with self._cond:
             state = self._gate.state
             if not state.refuses or not state.base:
@@ -194,12 +215,13 @@ class Throttle:
         if said and self._gate.report is not None:
             self._gate.report(said)
 
-    def pause(self, seconds: float) -> None:
-        """The server stated a long wait: no new request starts before it ends."""
+    def pause(self, seconds: float, *, stated: bool = True) -> None:
+        """No new request starts before `seconds` are over: the server stated a long wait (`stated`, counted
+        for the summary), or it refused our only request in flight (busy with others, or out of quota)."""
         gate = self._gate
         with self._cond:
             now = gate.clock()
-            if now >= gate.paused_until:
+            if stated and now >= gate.paused_until:
                 gate.pauses += 1
             gate.paused_until = max(gate.paused_until, now + seconds)
             self._cond.notify_all()

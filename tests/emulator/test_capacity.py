@@ -10,17 +10,16 @@ import urllib.request
 
 import pytest
 
-from helpers import cli, serving
+from helpers import cli, serving, wait_until
 from image_gen_local.emulator import Emulator, EmulatorConfig
 from image_gen_local.upstream import ALL_EXHAUSTED_BODY, CAPACITY_EXHAUSTED_BODY
 
 
-def ask(emu: Emulator, prompt: str = "a kite") -> tuple[int, str]:
+def ask(emu: Emulator, prompt: str = "a kite", key: str = "") -> tuple[int, str]:
     """One picture request by urllib: (status, body)."""
     body = json.dumps({"model": "gemini-3-pro-image", "prompt": prompt}).encode()
-    request = urllib.request.Request(
-        f"{emu.base_url}/images/generations", body, {"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(f"{emu.base_url}/images/generations", body, headers)
     try:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -76,6 +75,18 @@ def test_beyond_its_capacity_it_refuses_at_once_with_the_real_servers_429(make_e
     served = [r for r in emu.requests if r.status == 200]
     assert max(r.answered for r in refused) < min(r.answered for r in served)  # refused before any finished
     assert emu.gate.describe()["refused"] == 3 and busiest(emu) == 2
+
+
+def test_a_request_without_the_key_is_turned_away_before_the_capacity_and_takes_no_place(make_emulator):
+    emu = make_emulator(capacity=1, latency=0.5, api_key="sk-right")
+    holder = threading.Thread(target=ask, args=(emu, "held", "sk-right"))
+    holder.start()
+    wait_until(lambda: emu.gate.describe()["in_flight"] == 1)
+    assert ask(emu, "no key")[0] == 401  # not 429: the key is checked first, like the real server
+    holder.join(timeout=30)
+    assert ask(emu, "wrong key", "sk-wrong")[0] == 401
+    assert emu.gate.describe()["refused"] == 0
+    assert ask(emu, "next", "sk-right")[0] == 200  # the turned-away requests left no place taken
 
 
 def test_the_refusal_can_be_the_503_capacity_answer(make_emulator):

@@ -176,6 +176,8 @@ def make(
         result = run_request(generator, prepared, on_saved, progress=console.note)
     finally:
         generator.close()
+    if request.count > 1:  # -v: what the pictures found out about the server
+        console.info(f"capacity: {generator.throttle.found()}")
     for error in result.errors:
         console.error(error)
     if args.json:

@@ -254,10 +254,14 @@ class App:
         )
         record.received = request.received or time.monotonic()
         try:
-            # Beyond its capacity the server refuses at once, or (queue) starts only when a place frees.
+            # Beyond its capacity the server refuses at once, or (queue) starts only when a place frees;
+            # a request without the key is turned away first, and takes no place.
             image = request.unreadable is None and request.method == "POST" and route in IMAGE_ROUTES
+            image = image and record.authorized
             busy = self.gate.enter() if image else None
             record.placed = image and busy is None
+            if busy is not None:  # what was refused, for tests and -v
+                record.body, record.files = peek(route, request.header("Content-Type"), request.body)
             record.admitted = time.monotonic()
             reply = request.unreadable or busy or self._route(request, record, route, methods)
         except Exception as exc:  # a bug in the emulator: say so instead of dropping the connection

@@ -192,6 +192,7 @@ class Generator:
         tries = _Tries(kind, self.routes(kind, self.model, bool(prepared.inputs)), label, time.monotonic())
         if self._model_note:
             tries.warnings.append(self._model_note)
+        _ = self.transport  # the SDK is imported before a slot is taken: a slot held meanwhile looks accepted
         first, deadline = self._turn(deadline, prepared.plan.tier)
         tries.started = time.monotonic()  # the picture's seconds count from its first request
         while True:
@@ -221,6 +222,8 @@ class Generator:
                 event = decision.wait
                 if self._follow(decision, failure, call, model, tries, deadline, ends_run):
                     continue
+                if decision.pause_all or tries.hold_all:  # set before the slot is free: nobody slips in
+                    self.throttle.pause(decision.wait, stated=decision.pause_all)
             finally:
                 if held:
                     self.throttle.release(slot, verdict, crowded=too_many, wait=event)
@@ -354,9 +357,7 @@ class Generator:
         else:
             self.warn(f"{failure.detail}; retrying in {decision.wait:.1f} s")
         status(f"{tries.label}: waiting {decision.wait:.0f} s to retry")
-        if decision.pause_all or tries.hold_all:
-            self.throttle.pause(decision.wait, stated=decision.pause_all)
-        elif decision.wait > 0:  # a pause for all is enforced by the throttle
+        if not (decision.pause_all or tries.hold_all) and decision.wait > 0:  # a pause: the throttle keeps it
             self.throttle.sleep(decision.wait)
 
     def _fall_back(self, model: str, failure: Failure, warnings: list[str]) -> bool:

@@ -315,7 +315,9 @@ def _undo(limit: Limit, before: Limit, now: float) -> Limit:
     """Answers got no faster with fewer in flight: no queue, the server's own pace. Everything back as it
     was before the step (the limit, what was found, slow start or probing)."""
     why = "answers got no faster with fewer in flight: the server's own pace, not a queue"
-    return replace(before, base=limit.base, pace=limit.pace, window=(), since=now, why=why)
+    return replace(
+        before, base=limit.base, pace=limit.pace, window=(), since=now, quiet_until=limit.quiet_until, why=why
+    )
 
 
 def describe(limit: Limit, peak: int) -> str:

@@ -93,9 +93,14 @@ CASES = [
      {"value": 3, "found": 3, "checking": None}),
     ("a step down after which answers came no faster is undone: everything as it was before", replace(
         SETTLED, checking=(replace(FRESH, value=6, pace=PACED), 2.0, 0.1),
-        window=(judged(0.5, 3), judged(2.0, 3))),
-        Answer(HEALTHY, 3, 2.0, "1K"), 9.0,
+        window=(judged(0.5, 3, pace=1.25), judged(2.0, 3, pace=1.25))),
+        Answer(HEALTHY, 3, 1.25, "1K"), 9.0,
      {"value": 6, "found": None, "probing": False, "checking": None}),
+    ("a step down after which answers are still slow against the pace stands: the queue is deeper", replace(
+        SETTLED, checking=(replace(FRESH, value=6, pace=PACED), 2.0, 0.1),
+        window=(judged(1.9, 3), judged(2.0, 3))),
+        Answer(HEALTHY, 3, 2.0, "1K"), 9.0,
+     {"value": 2, "found": 2, "probing": True}),
     ("kinds are compared with their own pace",
      replace(FRESH, value=6, pace={**PACED, ("4K", 2): (8, 4.0, 0.0)}),
      Answer(HEALTHY, 6, 4.0, "4K"), 5.0, {"value": 7}),

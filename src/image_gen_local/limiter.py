@@ -23,8 +23,9 @@ gives (README, "How many at once", says what was borrowed from whom and why):
   so when a round of answers is KNEE times slower than that pace, and slower than the pace's own spread
   explains for a round that size (SPREAD_Z standard errors), the server queues and serves about
   in_flight / slowdown at once. Each such step down is checked on the next round: unless its answers
-  came clearly faster (CHECK_Z standard errors of both rounds), the slow round was chance, and everything
-  is put back as it was before the step.
+  came clearly faster (CHECK_Z standard errors of both rounds) or are still slow against the pace (a
+  queue the step did not clear: it steps further), the slow round was chance, and everything is put back
+  as it was before the step.
 - **Probing** (TCP's congestion avoidance): once the server pushed back, one more after PROBE_AFTER rounds
   of healthy answers at full use (a knee from latency is an estimate), or EXACT_PROBE_AFTER rounds when a
   refusal counted the capacity exactly (a probe there costs a refused request and finds more only once the
@@ -60,6 +61,7 @@ ROUND_MIN, ROUND_MAX = 3, 8  # answers judged together for the knee
 PACE_MEMORY = 32  # answers per kind and load that the pace remembers (older ones weigh less and less)
 SPREAD_Z = 4.0  # a round is a queue only when this many standard errors slower than the pace
 CHECK_Z = 2.0  # after a step down, the next round must be this many standard errors faster, or it is undone
+UNDO_UNLESS = 0.85  # ... or, with no pace to judge it against, this much faster
 MIN_SPREAD = 0.2  # pictures take at least this much longer or shorter than the mean by themselves
 
 
@@ -296,7 +298,12 @@ def _judge_round(limit: Limit, now: float) -> Limit:
     mean, error = fmean(seconds), pvariance(seconds) / len(seconds)
     if limit.checking is not None:
         before, then, then_error = limit.checking
-        if then - mean <= CHECK_Z * math.sqrt(then_error + error):  # no faster with fewer in flight
+        faster = then - mean > CHECK_Z * math.sqrt(then_error + error)
+        # Still slow against the pace: a queue the step did not clear (it may step further). Without a
+        # pace to tell, a round UNDO_UNLESS times the one before counts as faster too.
+        judged = any(sample.pace for sample in window)
+        still = slowdown >= knee or (not judged and mean < then * UNDO_UNLESS)
+        if not (faster or still):
             return _undo(limit, before, now)
         limit = replace(limit, checking=None)
     if slowdown >= knee and in_flight >= 2:

@@ -183,7 +183,17 @@ def _overloaded(limit: Limit, answer: Answer, now: float) -> Limit:
     # event, and back up by one per healthy answer once it is over, to where we were.
     why = "the server is overloaded (a wait it stated, or a refusal with nothing else of ours in flight)"
     value = max(1, limit.value - 1)
-    return replace(limit, value=value, calm=0, window=(), since=now, quiet_until=now + answer.wait, why=why)
+    # A knee step under check is not judged on answers slowed by the overload: it stands.
+    return replace(
+        limit,
+        value=value,
+        calm=0,
+        window=(),
+        checking=None,
+        since=now,
+        quiet_until=now + answer.wait,
+        why=why,
+    )
 
 
 def _settle(limit: Limit, value: int, why: str, now: float) -> Limit:

@@ -311,8 +311,8 @@ def _judge_round(limit: Limit, now: float) -> Limit:
         faster = then - mean > CHECK_Z * math.sqrt(then_error + error)
         # Still slow against the pace: a queue the step did not clear (it may step further). Without a
         # pace to tell, a round UNDO_UNLESS times the one before counts as faster too.
-        judged = any(sample.pace for sample in window)
-        still = slowdown >= knee or (not judged and mean < then * UNDO_UNLESS)
+        paced = any(sample.pace for sample in window)
+        still = slowdown >= knee or (not paced and mean < then * UNDO_UNLESS)
         if not (faster or still):
             return _undo(limit, before, now)
         limit = replace(limit, checking=None)
